@@ -1,0 +1,47 @@
+# edgesql: `make run` serves the app, `make test` runs every test.
+# Both install what is missing first and are quick when nothing is.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8000
+
+.PHONY: run test install chromium lint bench clean
+
+run: install
+	$(PY) serve.py --port $(PORT)
+
+test: install chromium
+	$(PY) -m ruff check py tests bench serve.py web
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[server,dev]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium where it can be had; Playwright's download only where it cannot.
+chromium: $(VENV)/.installed
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		$(PY) -m playwright install chromium; \
+	fi
+
+lint: install
+	$(PY) -m ruff check py tests bench serve.py web
+	$(PY) -m ruff format --check py tests bench serve.py
+
+bench: install chromium
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules data build test-results .pytest_cache .ruff_cache .hypothesis

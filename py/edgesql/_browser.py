@@ -1,0 +1,129 @@
+"""The browser backend: SQLite-Wasm on OPFS in a Web Worker, from Pyodide.
+
+Python on the page talks to the DB worker through ``bridge.js``. Where the
+page is cross-origin isolated a call is answered synchronously through a
+SharedArrayBuffer (tens of microseconds), so ``await db.execute(...)`` often
+completes without suspending; otherwise it awaits a postMessage answer.
+Requests and answers are JSON text with exact types (see ``_wire.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ._backend import BackendInfo, Statement
+from ._exceptions import OperationalError, ProgrammingError, error_from_data
+from ._result import ResultSet
+from ._wire import dumps, loads
+
+__all__ = ["BrowserBackend", "configure", "open_browser_backend"]
+
+log = logging.getLogger("edgesql")
+
+_config: dict[str, str] = {"bridge_url": "/bridge.js"}
+_bridge: Any = None
+
+
+def configure(*, bridge_url: str | None = None) -> None:
+    """Where the page finds ``bridge.js`` (default ``/bridge.js``), before the first connect."""
+    if bridge_url is not None:
+        _config["bridge_url"] = bridge_url
+
+
+async def _get_bridge() -> Any:
+    global _bridge
+    if _bridge is None:
+        import json
+
+        from pyodide.code import run_js  # type: ignore[import-not-found]
+
+        url = json.dumps(_config["bridge_url"])
+        module = await run_js(f"import(new URL({url}, globalThis.location.href).href)")
+        _bridge = module.getBridge()
+    return _bridge
+
+
+class BrowserBackend:
+    """One session on a database owned by the page's DB worker."""
+
+    def __init__(self, bridge: Any, session: int, info: BackendInfo) -> None:
+        self._bridge = bridge
+        self._call_sync = bridge.callSync
+        self._wait = bridge.wait
+        self._s = session
+        self._in_tx = False
+        self.info = info
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_tx
+
+    async def _call(self, req: dict[str, Any]) -> dict[str, Any]:
+        out = self._call_sync(dumps(req))
+        if not isinstance(out, str):
+            out = await self._wait(out)
+        resp: dict[str, Any] = loads(out)
+        tx = resp.get("tx")
+        if tx is not None:
+            self._in_tx = tx
+        if not resp["ok"]:
+            raise error_from_data(resp["error"])
+        return resp
+
+    async def execute(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
+        r = await self._call({"op": "execute", "s": self._s, "sql": sql, "params": params})
+        return ResultSet(r["cols"], r["rows"], r["n"], r["rowid"])
+
+    async def executemany(self, sql: str, seq: list[list[Any] | dict[str, Any]]) -> ResultSet:
+        r = await self._call({"op": "executemany", "s": self._s, "sql": sql, "rows": seq})
+        return ResultSet(r["cols"], [], r["n"], r["rowid"])
+
+    async def batch(self, statements: list[Statement]) -> list[ResultSet]:
+        r = await self._call({"op": "batch", "s": self._s, "stmts": statements})
+        return [ResultSet(x["cols"], x["rows"], x["n"], x["rowid"]) for x in r["results"]]
+
+    async def script(self, sql: str) -> None:
+        await self._call({"op": "script", "s": self._s, "sql": sql})
+
+    async def tx(self, action: str, name: str = "", mode: str = "") -> None:
+        await self._call({"op": "tx", "s": self._s, "action": action, "name": name, "mode": mode})
+
+    async def close(self) -> None:
+        await self._call({"op": "close", "s": self._s})
+        self._in_tx = False
+
+
+async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
+    """Open ``path`` in the page's DB worker (OPFS, or memory where OPFS is missing)."""
+    storage = options.pop("storage", "opfs")
+    unknown = set(options) - {"schema", "sync_url", "auth_token"}
+    if unknown:
+        raise ProgrammingError(f"connect() got unknown options {sorted(unknown)}")
+    if storage not in ("opfs", "memory"):
+        raise ProgrammingError(f'storage must be "opfs" or "memory", not {storage!r}')
+    try:
+        bridge = await _get_bridge()
+    except Exception as e:  # the JS module failed to load: say where it was looked for
+        raise OperationalError(
+            f"cannot load the edgesql bridge from {_config['bridge_url']!r} ({e}); "
+            "serve the web/ folder (serve.py does) or call edgesql.configure(bridge_url=...)"
+        ) from None
+    out = bridge.callSync(dumps({"op": "open", "path": path, "options": {"storage": storage}}))
+    if not isinstance(out, str):
+        out = await bridge.wait(out)
+    r = loads(out)
+    if not r["ok"]:
+        raise error_from_data(r["error"])
+    info = BackendInfo(
+        backend="sqlite-wasm",
+        storage=r["storage"],
+        path=path,
+        persistent=r["persistent"],
+        sqlite_version=r["sqlite_version"],
+        warning=r["warning"],
+        extra={"fast_path": bool(bridge.fastPath)},
+    )
+    if info.warning:
+        log.warning("edgesql: %s", info.warning)
+    return BrowserBackend(bridge, r["s"], info)

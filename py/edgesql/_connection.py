@@ -1,0 +1,190 @@
+"""The public connection API, the same on CPython and in the browser.
+
+``await edgesql.connect("app.db")`` picks the backend for the running
+interpreter: SQLite-Wasm on OPFS when running in Pyodide, the stdlib's
+sqlite3 on CPython. Everything here is backend-agnostic; the backends live
+in ``_native.py`` and ``_browser.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Generator, Iterable
+from types import TracebackType
+from typing import Any
+
+from ._backend import Backend, BackendInfo, Statement
+from ._exceptions import ProgrammingError
+from ._params import Params, check_many, check_params
+from ._result import ResultSet
+from ._transaction import Transaction
+
+__all__ = ["Connection", "connect"]
+
+SQLITE_MISUSE = 21
+
+
+class Connection:
+    """An open edgesql database. Create it with :func:`edgesql.connect`."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._closed = False
+        self._tx_depth = 0
+
+    # -- state -------------------------------------------------------------
+    @property
+    def info(self) -> BackendInfo:
+        """Where this database lives (backend, storage, persistence, warnings)."""
+        return self._backend.info
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._closed
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while a transaction is open on this connection."""
+        return not self._closed and self._backend.in_transaction
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProgrammingError(
+                "Cannot operate on a closed database: connect again with edgesql.connect()",
+                sqlite_errorcode=SQLITE_MISUSE,
+                sqlite_errorname="SQLITE_MISUSE",
+            )
+
+    # -- statements --------------------------------------------------------
+    async def execute(self, sql: str, params: Params | None = None) -> ResultSet:
+        """Run one SQL statement with ``params`` (a sequence for ``?``, a mapping for ``:name``)."""
+        self._check_open()
+        _check_sql(sql)
+        return await self._backend.execute(sql, check_params(params))
+
+    async def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> ResultSet:
+        """Run one statement once per parameter set, all or nothing, in one round trip.
+
+        ``rows_affected`` is the total over all parameter sets.
+        """
+        self._check_open()
+        _check_sql(sql)
+        return await self._backend.executemany(sql, check_many(seq_of_params))
+
+    async def batch(self, statements: Iterable[str | tuple[str, Params] | list[Any]]) -> list[ResultSet]:
+        """Run several statements atomically, in one round trip.
+
+        Each item is ``sql`` or ``(sql, params)``. If any statement fails,
+        none of them has any effect and the error names the failing one.
+        """
+        self._check_open()
+        stmts: list[Statement] = []
+        for n, item in enumerate(statements):
+            if isinstance(item, str):
+                sql, params = item, None
+            elif isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str):
+                sql, params = item[0], item[1]
+            else:
+                raise ProgrammingError(
+                    f"batch item {n} must be an SQL string or a (sql, params) pair, got {item!r:.80}"
+                )
+            stmts.append((sql, check_params(params)))
+        if not stmts:
+            return []
+        return await self._backend.batch(stmts)
+
+    async def executescript(self, sql: str) -> None:
+        """Run a script of ``;``-separated statements (no parameters), atomically."""
+        self._check_open()
+        _check_sql(sql)
+        await self._backend.script(sql)
+
+    def transaction(self, mode: str = "deferred") -> Transaction:
+        """An interactive transaction: ``async with db.transaction() as tx: ...``.
+
+        Commits when the block ends normally, rolls back when it raises;
+        nested blocks become SAVEPOINTs. ``mode`` is ``deferred``,
+        ``immediate`` or ``exclusive`` (SQLite's BEGIN modes).
+        """
+        self._check_open()
+        return Transaction(self, mode)
+
+    # -- lifetime ----------------------------------------------------------
+    async def close(self) -> None:
+        """Close the database; an uncommitted transaction is rolled back."""
+        if self._closed:
+            return
+        self._closed = True
+        self._tx_depth = 0
+        await self._backend.close()
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self.info.storage
+        return f"<edgesql.Connection {self.info.path!r} ({state})>"
+
+
+def _check_sql(sql: object) -> None:
+    if not isinstance(sql, str):
+        raise ProgrammingError(
+            f"sql must be a str, got {type(sql).__name__}; pass values as params, not in the SQL"
+        )
+
+
+class _Connector:
+    """What :func:`connect` returns: await it, or use it with ``async with``."""
+
+    def __init__(self, path: str, options: dict[str, Any]) -> None:
+        self._path = path
+        self._options = options
+        self._conn: Connection | None = None
+
+    async def _open(self) -> Connection:
+        if sys.platform == "emscripten":
+            from ._browser import open_browser_backend
+
+            backend: Backend = await open_browser_backend(self._path, **self._options)
+        else:
+            from ._native import open_native_backend
+
+            backend = await open_native_backend(self._path, **self._options)
+        self._conn = Connection(backend)
+        return self._conn
+
+    def __await__(self) -> Generator[Any, None, Connection]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Connection:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+def connect(path: str, **options: Any) -> Awaitable[Connection] | _Connector:
+    """Open the database ``path``: ``db = await edgesql.connect("app.db")``.
+
+    In the browser the database lives in OPFS (or in memory, visibly, where
+    OPFS is missing); on CPython ``path`` is a file (``":memory:"`` for an
+    in-memory database). Also usable as ``async with edgesql.connect(...) as db``.
+    """
+    if not isinstance(path, str) or not path:
+        raise ProgrammingError(f"path must be a non-empty str, got {path!r}")
+    return _Connector(path, options)

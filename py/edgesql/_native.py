@@ -1,0 +1,238 @@
+"""The CPython backend: the stdlib's :mod:`sqlite3`, in process.
+
+It runs the same statements the browser worker runs and reports results and
+errors the same way, so one test suite covers both. Statements run
+synchronously inside the coroutine: a SQLite call takes microseconds, far
+less than handing it to a thread would.
+
+Durability: a file database uses WAL with ``synchronous=NORMAL``; a write is
+durable once its ``await`` returns, against a crash of the process (a power
+cut can lose the last transactions, never corrupt the file).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any
+
+from ._backend import BackendInfo, Statement
+from ._exceptions import Error, ProgrammingError, error_for_code
+from ._result import ResultSet
+from ._split import split_statements
+
+__all__ = ["NativeBackend", "open_native_backend", "translate_error"]
+
+_STDLIB_KIND = {
+    "IntegrityError": "IntegrityError",
+    "ProgrammingError": "ProgrammingError",
+    "OperationalError": "OperationalError",
+    "DataError": "DataError",
+    "InternalError": "InternalError",
+    "NotSupportedError": "NotSupportedError",
+    "InterfaceError": "ProgrammingError",
+}
+
+
+def translate_error(e: Exception, context: str = "") -> Error:
+    """Turn a stdlib sqlite3 exception into the edgesql exception of the same meaning."""
+    from . import _exceptions
+
+    code = getattr(e, "sqlite_errorcode", None)
+    name = getattr(e, "sqlite_errorname", None)
+    message = f"{context}{e}"
+    if code is not None:
+        cls = error_for_code(code)
+    else:
+        cls = getattr(_exceptions, _STDLIB_KIND.get(type(e).__name__, "OperationalError"))
+        if "closed" in str(e):
+            code, name = 21, "SQLITE_MISUSE"
+    return cls(message, sqlite_errorcode=code, sqlite_errorname=name)
+
+
+def _unhex(value: str | bytes | None) -> bytes | None:
+    # SQLite added unhex() in 3.41; the sync SQL uses it and Debian 12's
+    # libsqlite3 is 3.40.1, so older engines get this stand-in.
+    if value is None:
+        return None
+    try:
+        return bytes.fromhex(value.decode() if isinstance(value, bytes) else str(value))
+    except ValueError:
+        return None
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=512)
+    if sqlite3.sqlite_version_info < (3, 41, 0):
+        conn.create_function("unhex", 1, _unhex, deterministic=True)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    if path != ":memory:" and not path.startswith("file::memory:"):
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class NativeBackend:
+    """One stdlib sqlite3 connection, speaking the :class:`Backend` protocol."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            self._db: sqlite3.Connection | None = _connect(path)
+        except sqlite3.Error as e:
+            raise translate_error(e, f"cannot open {path!r}: ") from None
+        memory = path == ":memory:"
+        self.info = BackendInfo(
+            backend="sqlite3",
+            storage="memory" if memory else "file",
+            path=path if memory else os.path.abspath(path),
+            persistent=not memory,
+            sqlite_version=sqlite3.sqlite_version,
+        )
+        # SQL run just before a write is committed, in the same transaction
+        # (the sync layer marks the end of a unit in the outbox with it).
+        self.before_commit: list[str] = []
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The raw sqlite3 connection (for the sync engine)."""
+        if self._db is None:
+            raise ProgrammingError(
+                "Cannot operate on a closed database", sqlite_errorcode=21, sqlite_errorname="SQLITE_MISUSE"
+            )
+        return self._db
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._db is not None and self._db.in_transaction
+
+    def _run(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
+        db = self.db
+        before = db.total_changes
+        try:
+            cur = db.execute(sql, params)
+            raw = cur.fetchall()
+        except sqlite3.Error as e:
+            raise translate_error(e) from None
+        except (OverflowError, UnicodeEncodeError) as e:  # already filtered by _params; belt and braces
+            raise ProgrammingError(str(e)) from None
+        columns = tuple(d[0] for d in cur.description) if cur.description else ()
+        if db.total_changes == before:
+            return ResultSet(columns, raw, 0, None)
+        changes, rowid = db.execute("SELECT changes(), last_insert_rowid()").fetchone()
+        return ResultSet(columns, raw, changes, rowid)
+
+    def _atomic(self, work: Any) -> Any:
+        """Run ``work()`` all or nothing: a transaction, or a savepoint inside one."""
+        db = self.db
+        outer = not db.in_transaction
+        try:
+            db.execute("BEGIN" if outer else "SAVEPOINT edgesql_atomic")
+            result = work()
+            if outer:
+                self._commit()
+            else:
+                db.execute("RELEASE edgesql_atomic")
+            return result
+        except BaseException:
+            if outer:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            else:
+                db.execute("ROLLBACK TO edgesql_atomic")
+                db.execute("RELEASE edgesql_atomic")
+            raise
+
+    def _commit(self) -> None:
+        db = self.db
+        for sql in self.before_commit:
+            db.execute(sql)
+        db.execute("COMMIT")
+
+    async def execute(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
+        if self.before_commit and not self.in_transaction and _may_write(sql):
+            return self._atomic(lambda: self._run(sql, params))
+        return self._run(sql, params)
+
+    async def executemany(self, sql: str, seq: list[list[Any] | dict[str, Any]]) -> ResultSet:
+        def work() -> ResultSet:
+            db = self.db
+            before = db.total_changes
+            total = 0
+            columns: tuple[str, ...] = ()
+            for n, params in enumerate(seq):
+                try:
+                    cur = db.execute(sql, params)
+                    cur.fetchall()
+                except sqlite3.Error as e:
+                    raise translate_error(e, f"row {n} of executemany: ") from None
+                if cur.description:
+                    columns = tuple(d[0] for d in cur.description)
+                if cur.rowcount > 0:
+                    total += cur.rowcount
+            rowid = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            return ResultSet(columns, [], total, rowid if db.total_changes != before else None)
+
+        return self._atomic(work)
+
+    async def batch(self, statements: list[Statement]) -> list[ResultSet]:
+        def work() -> list[ResultSet]:
+            out = []
+            for n, (sql, params) in enumerate(statements):
+                try:
+                    out.append(self._run(sql, params))
+                except Error as e:
+                    raise type(e)(
+                        f"statement {n} of the batch failed, nothing was applied: {e}",
+                        sqlite_errorcode=e.sqlite_errorcode,
+                        sqlite_errorname=e.sqlite_errorname,
+                    ) from None
+            return out
+
+        return self._atomic(work)
+
+    async def script(self, sql: str) -> None:
+        def work() -> None:
+            for stmt in split_statements(sql):
+                self._run(stmt, [])
+
+        self._atomic(work)
+
+    async def tx(self, action: str, name: str = "", mode: str = "") -> None:
+        db = self.db
+        try:
+            if action == "begin":
+                db.execute(f"BEGIN {mode.upper()}")
+            elif action == "commit":
+                self._commit()
+            elif action == "rollback":
+                db.execute("ROLLBACK")
+            elif action == "savepoint":
+                db.execute(f'SAVEPOINT "{name}"')
+            elif action == "release":
+                db.execute(f'RELEASE "{name}"')
+            elif action == "rollback_to":
+                db.execute(f'ROLLBACK TO "{name}"')
+            else:
+                raise ProgrammingError(f"unknown transaction action {action!r}")
+        except sqlite3.Error as e:
+            raise translate_error(e) from None
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            db.close()
+
+
+def _may_write(sql: str) -> bool:
+    head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+    return head not in ("SELECT", "PRAGMA", "EXPLAIN", "VALUES")
+
+
+async def open_native_backend(path: str, **options: Any) -> NativeBackend:
+    """Open ``path`` with the stdlib's sqlite3 (``":memory:"`` for a throwaway database)."""
+    unknown = set(options) - {"schema", "sync_url", "auth_token"}
+    if unknown:
+        raise ProgrammingError(f"connect() got unknown options {sorted(unknown)}")
+    return NativeBackend(path)

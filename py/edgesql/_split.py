@@ -1,0 +1,28 @@
+"""Split an SQL script into statements, by SQLite's own idea of "complete".
+
+``sqlite3.complete_statement`` knows about strings, comments and trigger
+bodies, so a ``;`` inside any of them does not end a statement.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+__all__ = ["split_statements"]
+
+
+def split_statements(sql: str) -> list[str]:
+    """The complete statements in ``sql``, each stripped; a trailing fragment is kept."""
+    out: list[str] = []
+    start = 0
+    pos = sql.find(";")
+    while pos != -1:
+        chunk = sql[start : pos + 1]
+        if sqlite3.complete_statement(chunk):
+            if chunk.strip(" \t\r\n;"):
+                out.append(chunk.strip())
+            start = pos + 1
+        pos = sql.find(";", pos + 1)
+    if sql[start:].strip():
+        out.append(sql[start:].strip())
+    return out

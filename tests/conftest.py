@@ -1,0 +1,290 @@
+"""Fixtures: serve.py on a free loopback port, and real Chromium driven by Playwright.
+
+Every browser context records the requests it makes; a request to any host
+other than 127.0.0.1 fails the test (Chromium is also told to resolve no
+other host, so such a request cannot leave the machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+
+
+def chromium_executable() -> str | None:
+    """Debian's Chromium where it is installed, else Playwright's own download."""
+    for candidate in (os.environ.get("EDGESQL_CHROMIUM"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the long variants")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow"):
+        return
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="long variant: run with --slow"))
+
+
+# -- serve.py ------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A running serve.py."""
+
+    url: str
+    data: Path
+    proc: subprocess.Popen[str]
+    args: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._close_pipe()
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to clean up."""
+        self.proc.kill()
+        self.proc.wait(5)
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        pump = getattr(self, "pump", None)
+        if pump is not None:
+            pump.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def start_server(data: Path, *args: str, port: int = 0, timeout: float = 30) -> Server:
+    """Start serve.py and wait until it prints its URL."""
+    cmd = [sys.executable, str(ROOT / "serve.py"), "--port", str(port), "--data", str(data), *args]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise RuntimeError(f"serve.py exited with {proc.returncode}:\n{''.join(lines)}")
+            continue
+        lines.append(line)
+        if line.startswith("edgesql serving "):
+            url = line.split()[2].rstrip("/")
+            server = Server(url=url, data=data, proc=proc, args=list(args), log=lines)
+            server.pump = _drain(proc, lines)  # type: ignore[attr-defined]
+            return server
+    proc.kill()
+    raise RuntimeError(f"serve.py did not start within {timeout} s:\n{''.join(lines)}")
+
+
+def _drain(proc: subprocess.Popen[str], lines: list[str]) -> Any:
+    """Keep reading the server's output so its pipe never fills up."""
+    import threading
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+        except ValueError:  # the pipe was closed under us at teardown
+            pass
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = start_server(tmp_path_factory.mktemp("serve-data"))
+    yield s
+    s.stop()
+
+
+# -- Chromium ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+def launch_options(headless: bool = True) -> dict[str, Any]:
+    opts: dict[str, Any] = {"args": CHROMIUM_ARGS, "headless": headless}
+    exe = chromium_executable()
+    if exe:
+        opts["executable_path"] = exe
+    return opts
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any) -> Iterator[Any]:
+    b = playwright.chromium.launch(**launch_options())
+    yield b
+    b.close()
+
+
+class OutsideRequests:
+    """Requests a context made to hosts other than 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    def watch(self, context: Any) -> None:
+        def on_request(request: Any) -> None:
+            parsed = urlparse(request.url)
+            if parsed.scheme in ("http", "https", "ws", "wss") and parsed.hostname != "127.0.0.1":
+                self.urls.append(request.url)
+
+        context.on("request", on_request)
+
+    def check(self) -> None:
+        assert not self.urls, f"requests left 127.0.0.1: {self.urls}"
+
+
+@pytest.fixture
+def outside() -> Iterator[OutsideRequests]:
+    o = OutsideRequests()
+    yield o
+    o.check()
+
+
+@pytest.fixture
+def context(browser: Any, outside: OutsideRequests) -> Iterator[Any]:
+    """A fresh browser profile (its own OPFS), guarded against outside requests."""
+    ctx = browser.new_context()
+    outside.watch(ctx)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def persistent_context(
+    playwright: Any, tmp_path: Path, outside: OutsideRequests
+) -> Iterator[Callable[[], Any]]:
+    """Open (and reopen) a browser on one profile folder, as a person restarting it."""
+    profile = tmp_path / "profile"
+    opened: list[Any] = []
+
+    def launch() -> Any:
+        ctx = playwright.chromium.launch_persistent_context(str(profile), **launch_options())
+        outside.watch(ctx)
+        opened.append(ctx)
+        return ctx
+
+    yield launch
+    for ctx in opened:
+        try:
+            ctx.close()
+        except Exception:
+            pass
+
+
+# -- Python in the page ------------------------------------------------------------
+
+
+def open_console(page: Any, base_url: str, timeout: float = 90_000) -> Any:
+    """Load console.html and wait for its contract: window.pyodide and data-ready."""
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base_url}/console.html")
+    page.wait_for_function("document.documentElement.dataset.ready", timeout=timeout)
+    state = page.evaluate("document.documentElement.dataset.ready")
+    assert state == "true", f"console failed to start: {page.inner_text('main')} {errors}"
+    return page
+
+
+def strip_isolation(context: Any) -> None:
+    """Serve pages without COOP/COEP, as a host that cannot set headers would:
+    no SharedArrayBuffer, so edgesql must use its postMessage path."""
+
+    def handle(route: Any) -> None:
+        response = route.fetch()
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("cross-origin-opener-policy", "cross-origin-embedder-policy")
+        }
+        route.fulfill(response=response, headers=headers)
+
+    context.route("**/*.html", handle)
+
+
+def run_py(page: Any, code: str) -> Any:
+    """Run Python in the page; the value of its last expression comes back as JSON."""
+    out = page.evaluate(
+        """async (code) => {
+            const r = await pyodide.runPythonAsync(code);
+            return typeof r === 'string' ? r : JSON.stringify(r?.toJs ? r.toJs() : r);
+        }""",
+        code,
+    )
+    return json.loads(out) if isinstance(out, str) and out[:1] in '[{"0123456789-tfn' else out
+
+
+def install_test_modules(page: Any) -> None:
+    """Copy tests/cases into the page's Pyodide so shared cases can run there."""
+    files = {
+        f"/home/pyodide/tests/{p.relative_to(ROOT / 'tests').as_posix()}": p.read_text()
+        for p in (ROOT / "tests" / "cases").glob("*.py")
+    }
+    files["/home/pyodide/tests/__init__.py"] = ""
+    page.evaluate(
+        """(files) => {
+            pyodide.FS.mkdirTree('/home/pyodide/tests/cases');
+            for (const [path, text] of Object.entries(files)) pyodide.FS.writeFile(path, text);
+        }""",
+        files,
+    )
+    run_py(
+        page,
+        "import sys, importlib; sys.path.insert(0, '/home/pyodide'); importlib.invalidate_caches(); 'ok'",
+    )
+
+
+@pytest.fixture(scope="session")
+def have_chromium() -> bool:
+    return chromium_executable() is not None or shutil.which("chromium") is not None

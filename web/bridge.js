@@ -1,0 +1,190 @@
+/**
+ * The page's end of the DB worker: what Python in Pyodide calls.
+ *
+ *   const bridge = getBridge();                  // one worker per page
+ *   const out = bridge.callSync(requestText);    // string, or a ticket number
+ *   const text = typeof out === 'string' ? out : await bridge.wait(out);
+ *
+ * Where the page is cross-origin isolated, a call goes through a
+ * SharedArrayBuffer: the page spins for up to SPIN_MS on the answer, which
+ * usually arrives in well under 0.1 ms, so Python gets it without an await
+ * round trip. Otherwise (no isolation, a large request, a slow query) the
+ * call gets a ticket and its answer comes by postMessage or Atomics.waitAsync.
+ * Calls are answered strictly in the order they are made.
+ */
+
+import * as L from '../worker/sab-layout.js';
+
+/** How long the page spins for a fast-path answer before it stops blocking the page. */
+const SPIN_MS = 0.5;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class Bridge {
+  /** @param {string | URL} workerUrl */
+  constructor(workerUrl) {
+    this.worker = new Worker(workerUrl, { type: 'module', name: 'edgesql-db' });
+    this.nextTicket = 1;
+    /** Answers not yet collected by wait(). @type {Map<number, string>} */
+    this.results = new Map();
+    /** @type {Map<number, (text: string) => void>} */
+    this.waiters = new Map();
+    /** Calls made while another is in flight, sent in order. @type {{ticket: number, text: string}[]} */
+    this.queue = [];
+    /** Ticket of the call in flight, 0 when none (or when it was answered at once). */
+    this.inflight = 0;
+    this.busy = false;
+    this.failure = null;
+    this.worker.onmessage = (ev) => this.onMessage(ev.data);
+    this.worker.onerror = (ev) => this.fail(
+      `the edgesql worker failed to start or crashed: ${ev.message || 'unknown error'}; reload the page`);
+    this.sab = null;
+    if (globalThis.crossOriginIsolated && typeof SharedArrayBuffer === 'function') {
+      this.sab = new SharedArrayBuffer(L.HEADER_BYTES + L.DATA_BYTES);
+      this.ctl = new Int32Array(this.sab, 0, L.HEADER_BYTES / 4);
+      this.data = new Uint8Array(this.sab, L.HEADER_BYTES, L.DATA_BYTES);
+      this.worker.postMessage({ type: 'sab', buffer: this.sab });
+    }
+  }
+
+  /** True when calls can be answered synchronously (a cross-origin isolated page). */
+  get fastPath() { return this.sab !== null; }
+
+  /**
+   * Make a call. Returns the answer text when it came back at once, else a
+   * ticket number to pass to wait().
+   * @param {string} text request JSON
+   * @returns {string | number}
+   */
+  callSync(text) {
+    if (this.failure) return this.failure;
+    if (this.busy) {
+      const ticket = this.nextTicket++;
+      this.queue.push({ ticket, text });
+      return ticket;
+    }
+    this.busy = true;
+    if (this.sab) {
+      const bytes = encoder.encode(text);
+      if (bytes.length <= L.DATA_BYTES) return this.sabCall(bytes);
+    }
+    const ticket = this.nextTicket++;
+    this.send(ticket, text);
+    return ticket;
+  }
+
+  /** The answer to a call that returned a ticket. @param {number} ticket @returns {Promise<string>} */
+  wait(ticket) {
+    const ready = this.results.get(ticket);
+    if (ready !== undefined) {
+      this.results.delete(ticket);
+      return Promise.resolve(ready);
+    }
+    return new Promise((resolve) => this.waiters.set(ticket, resolve));
+  }
+
+  settle(ticket, text) {
+    const waiter = this.waiters.get(ticket);
+    if (waiter) {
+      this.waiters.delete(ticket);
+      waiter(text);
+    } else {
+      this.results.set(ticket, text);
+    }
+  }
+
+  /** The call in flight is answered: send the next queued one. */
+  finish() {
+    this.inflight = 0;
+    this.busy = false;
+    const next = this.queue.shift();
+    if (next) {
+      this.busy = true;
+      this.send(next.ticket, next.text);
+    }
+  }
+
+  fail(message) {
+    this.failure = JSON.stringify({
+      ok: false, error: { code: 1, name: 'SQLITE_ERROR', message, kind: 'OperationalError' },
+    });
+    const pending = [this.inflight, ...this.queue.map((q) => q.ticket)].filter(Boolean);
+    this.queue = [];
+    for (const t of pending) this.settle(t, this.failure);
+    this.inflight = 0;
+    this.busy = false;
+  }
+
+  onMessage(msg) {
+    if (msg.type !== 'res') return;
+    // id < 0: a fast-path answer too big for the buffer, sent as a message.
+    const ticket = msg.id < 0 ? this.inflight : msg.id;
+    this.settle(ticket, msg.body);
+    this.finish();
+  }
+
+  send(ticket, text) {
+    this.inflight = ticket;
+    if (this.sab) {
+      // Pull the worker out of its hot Atomics.wait so it reads this message now.
+      Atomics.add(this.ctl, L.KICK, 1);
+      Atomics.notify(this.ctl, L.REQ_SEQ);
+    }
+    this.worker.postMessage({ type: 'req', id: ticket, body: text });
+  }
+
+  sabCall(bytes) {
+    const ctl = this.ctl;
+    this.data.set(bytes);
+    Atomics.store(ctl, L.REQ_LEN, bytes.length);
+    const seq = (Atomics.load(ctl, L.REQ_SEQ) + 1) | 0;
+    Atomics.store(ctl, L.REQ_SEQ, seq);
+    Atomics.notify(ctl, L.REQ_SEQ);
+    const deadline = performance.now() + SPIN_MS;
+    while (Atomics.load(ctl, L.RESP_SEQ) !== seq) {
+      if (performance.now() > deadline) {
+        // A slow call: stop blocking the page and wait for it asynchronously.
+        const ticket = this.nextTicket++;
+        this.inflight = ticket;
+        this.awaitSab(seq, ticket);
+        return ticket;
+      }
+    }
+    if (Atomics.load(ctl, L.RESP_LEN) === L.RESP_BY_MESSAGE) {
+      const ticket = this.nextTicket++;
+      this.inflight = ticket;
+      return ticket;
+    }
+    const text = this.readSab();
+    this.finish();
+    return text;
+  }
+
+  async awaitSab(seq, ticket) {
+    const ctl = this.ctl;
+    for (;;) {
+      const seen = Atomics.load(ctl, L.RESP_SEQ);
+      if (seen === seq) break;
+      const w = Atomics.waitAsync(ctl, L.RESP_SEQ, seen);
+      if (w.async) await w.value;
+    }
+    if (Atomics.load(ctl, L.RESP_LEN) === L.RESP_BY_MESSAGE) return; // onMessage settles it
+    this.settle(ticket, this.readSab());
+    this.finish();
+  }
+
+  readSab() {
+    const n = Atomics.load(this.ctl, L.RESP_LEN);
+    // TextDecoder refuses views of a SharedArrayBuffer: copy out first.
+    return decoder.decode(this.data.slice(0, n));
+  }
+}
+
+let bridge = null;
+
+/** The page's bridge, created on first use. */
+export function getBridge() {
+  if (!bridge) bridge = new Bridge(new URL('../worker/db-worker.js', import.meta.url));
+  return bridge;
+}
