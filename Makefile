@@ -12,7 +12,7 @@ run: install
 	$(PY) serve.py --port $(PORT)
 
 test: install chromium
-	$(PY) -m ruff check py tests bench serve.py web
+	$(PY) -m ruff check py tests serve.py web $(wildcard bench)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed node_modules/.installed
@@ -37,8 +37,8 @@ chromium: $(VENV)/.installed
 	fi
 
 lint: install
-	$(PY) -m ruff check py tests bench serve.py web
-	$(PY) -m ruff format --check py tests bench serve.py
+	$(PY) -m ruff check py tests serve.py web $(wildcard bench)
+	$(PY) -m ruff format --check py tests serve.py $(wildcard bench)
 
 bench: install chromium
 	$(PY) -m bench

@@ -36,6 +36,8 @@ export class Bridge {
     this.inflight = 0;
     this.busy = false;
     this.failure = null;
+    /** @type {Set<(msg: any) => void>} */
+    this.listeners = new Set();
     this.worker.onmessage = (ev) => this.onMessage(ev.data);
     this.worker.onerror = (ev) => this.fail(
       `the edgesql worker failed to start or crashed: ${ev.message || 'unknown error'}; reload the page`);
@@ -116,7 +118,26 @@ export class Bridge {
     this.busy = false;
   }
 
+  /**
+   * Listen to the worker's events: {db, event: {type: 'changes', tables} | {type: 'status'}}.
+   * @param {(msg: any) => void} fn @returns {() => void} unsubscribe
+   */
+  subscribe(fn) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
   onMessage(msg) {
+    if (msg.type === 'event') {
+      for (const fn of this.listeners) {
+        try {
+          fn(msg);
+        } catch (e) {
+          console.error('[edgesql] event listener failed', e);
+        }
+      }
+      return;
+    }
     if (msg.type !== 'res') return;
     // id < 0: a fast-path answer too big for the buffer, sent as a message.
     const ticket = msg.id < 0 ? this.inflight : msg.id;

@@ -14,8 +14,10 @@
  */
 
 import sqlite3InitModule from '../vendor/sqlite-wasm/index.mjs';
+import { benchOp } from './bench-ops.js';
 import { parseRequest } from './codec.js';
 import { Database, errorJson } from './engine.js';
+import { SyncError, Syncer } from './sync.js';
 import { EdgeError, SQLITE_CANTOPEN, SQLITE_MISUSE } from './errors.js';
 import * as L from './sab-layout.js';
 
@@ -135,6 +137,7 @@ async function close(req) {
     // handles, so another tab (or a later open) can have them.
     const key = db.info.storage === 'memory' ? `memory:${db.info.name}` : db.info.name;
     databases.delete(key);
+    if (db.syncer) db.syncer.stop();
     db.close();
     if (db.pool) db.pool.pauseVfs();
   }
@@ -156,6 +159,8 @@ function handleText(text) {
   try {
     if (req.op === 'open') return open(req).catch((e) => errorJson(e, false));
     if (req.op === 'close') return close(req).catch((e) => errorJson(e, false));
+    if (req.op.startsWith('bench.')) return benchOp(req, sessions);
+    if (req.op.startsWith('sync.')) return syncOp(req).catch((e) => errorJson(syncErrorData(e), false));
     const db = sessions.get(req.s);
     if (!db) {
       throw new EdgeError('Cannot operate on a closed database: connect again with edgesql.connect()',
@@ -165,6 +170,58 @@ function handleText(text) {
   } catch (e) {
     return errorJson(e, false);
   }
+}
+
+// -- sync ---------------------------------------------------------------------------
+
+function syncErrorData(e) {
+  if (e instanceof SyncError) {
+    const err = new EdgeError(e.message, 1, 'SyncError');
+    err.extra = { sync_code: e.code, status: e.status, retry_after: e.retryAfter };
+    return err;
+  }
+  return e;
+}
+
+/** Tell every page about pulled changes and sync status. */
+function broadcast(db, event) {
+  postMessage({ type: 'event', db: db.info.name, event });
+}
+
+async function syncOp(req) {
+  const db = sessions.get(req.s);
+  if (!db) {
+    throw new EdgeError('Cannot operate on a closed database: connect again with edgesql.connect()',
+      SQLITE_MISUSE, 'ProgrammingError');
+  }
+  switch (req.op) {
+    case 'sync.start': {
+      if (!db.syncer) {
+        const syncer = new Syncer(db, { url: req.url, token: req.token || null, interval: req.interval },
+          (event) => broadcast(db, event));
+        await syncer.start();
+        db.syncer = syncer;
+      }
+      return '{"ok":true}';
+    }
+    case 'sync.now': {
+      const syncer = requireSyncer(db);
+      const r = await syncer.sync();
+      return JSON.stringify({ ok: true, pushed: r.pushed, pulled: r.pulled });
+    }
+    case 'sync.status':
+      return JSON.stringify({ ok: true, status: requireSyncer(db).status() });
+    default:
+      throw new EdgeError(`unknown request ${req.op}`, SQLITE_MISUSE, 'InterfaceError');
+  }
+}
+
+function requireSyncer(db) {
+  if (!db.syncer) {
+    throw new EdgeError('this database does not sync: connect with sync_url=... to sync with a primary',
+      SQLITE_MISUSE, 'ProgrammingError');
+  }
+  return db.syncer;
 }
 
 // -- the SharedArrayBuffer fast path --------------------------------------------

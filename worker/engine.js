@@ -57,6 +57,10 @@ export class Database {
     this.txOwner = 0;
     /** @type {{s: number, run: () => void, timer: any}[]} */
     this.waiting = [];
+    /** Resolvers of whenIdle(). @type {(() => void)[]} */
+    this.idle = [];
+    /** The sync engine, when the database syncs (sync.js). */
+    this.syncer = null;
     /** SQL run inside a write transaction just before COMMIT (the outbox unit marker). */
     this.beforeCommit = [];
     /** Called after every committed change with the set of tables written (live queries). */
@@ -268,6 +272,60 @@ export class Database {
     return this.run(sql, params);
   }
 
+  /**
+   * Run SQL for the worker's own use (sync): rows of JS values, integers
+   * beyond 2^53 as BigInt.
+   * @returns {any[][]}
+   */
+  query(sql, params = []) {
+    const { capi, wasm } = this;
+    const pStmt = this.prepare(sql);
+    const rows = [];
+    try {
+      this.bind(pStmt, params);
+      const ncol = capi.sqlite3_column_count(pStmt);
+      for (;;) {
+        const rc = capi.sqlite3_step(pStmt);
+        if (rc === SQLITE_DONE) break;
+        if (rc !== SQLITE_ROW) throw this.error(rc);
+        const row = new Array(ncol);
+        for (let i = 0; i < ncol; i++) {
+          switch (capi.sqlite3_column_type(pStmt, i)) {
+            case SQLITE_INTEGER: {
+              const d = capi.sqlite3_column_double(pStmt, i);
+              row[i] = (d < TWO53 && d > -TWO53) ? d : capi.sqlite3_column_int64(pStmt, i);
+              break;
+            }
+            case SQLITE_FLOAT: row[i] = capi.sqlite3_column_double(pStmt, i); break;
+            case SQLITE_TEXT: {
+              const p = wasm.exports.sqlite3_column_text(pStmt, i);
+              const n = capi.sqlite3_column_bytes(pStmt, i);
+              row[i] = n ? decoder.decode(wasm.heap8u().subarray(Number(p), Number(p) + n)) : '';
+              break;
+            }
+            case SQLITE_BLOB: {
+              const p = capi.sqlite3_column_blob(pStmt, i);
+              const n = capi.sqlite3_column_bytes(pStmt, i);
+              row[i] = wasm.heap8u().slice(Number(p), Number(p) + n);
+              break;
+            }
+            default: row[i] = null;
+          }
+        }
+        rows.push(row);
+      }
+    } finally {
+      capi.sqlite3_reset(pStmt);
+      capi.sqlite3_clear_bindings(pStmt);
+    }
+    return rows;
+  }
+
+  /** Run a named program's statements (generated SQL, see sync/clientsql.py). */
+  runProgram(statements, params) {
+    for (const sql of statements) this.run(sql, params);
+  }
+
   inTx() {
     return this.capi.sqlite3_get_autocommit(this.p) === 0;
   }
@@ -275,6 +333,7 @@ export class Database {
   commit() {
     for (const sql of this.beforeCommit) this.run(sql, []);
     this.run('COMMIT', []);
+    if (this.onCommit) this.onCommit();
   }
 
   /**
@@ -339,6 +398,37 @@ export class Database {
       clearTimeout(entry.timer);
       entry.run();
     }
+    if (!this.txOwner && this.idle.length) {
+      const waiters = this.idle;
+      this.idle = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /** Resolves when no session holds a transaction (the worker's own work waits for that). */
+  async whenIdle() {
+    while (this.txOwner) {
+      await new Promise((resolve) => this.idle.push(resolve));
+    }
+  }
+
+  /**
+   * The worker's own atomic work (sync, migrations): a transaction with no
+   * outbox marker and no change notification. Call after whenIdle().
+   */
+  atomicInternal(work) {
+    if (this.inTx()) {
+      throw new EdgeError('internal error: sync work started inside a transaction', SQLITE_MISUSE, 'InternalError');
+    }
+    this.run('BEGIN IMMEDIATE', []);
+    try {
+      const out = work();
+      this.run('COMMIT', []);
+      return out;
+    } catch (e) {
+      if (this.inTx()) this.run('ROLLBACK', []);
+      throw e;
+    }
   }
 
   /** Run a request now; errors become an error response, never an exception. */
@@ -366,6 +456,7 @@ export class Database {
           for (const hook of this.beforeCommit) this.run(hook, []);
         }
         const r = write ? this.atomic(() => this.run(sql, req.params ?? [])) : this.run(sql, req.params ?? []);
+        if (commitNow && this.onCommit) this.onCommit();
         return resultJson(r, tx());
       }
       case 'executemany': {

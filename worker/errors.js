@@ -39,7 +39,7 @@ export class EdgeError extends Error {
 /** @param {any} e @returns {{code:number,name:string,message:string,kind?:string}} */
 export function errorToData(e) {
   if (e instanceof EdgeError) {
-    return { code: e.code, name: e.codeName, message: e.message, kind: e.kind };
+    return { code: e.code, name: e.codeName, message: e.message, kind: e.kind, ...(e.extra || {}) };
   }
   // Anything else is a bug or an environment failure: keep its words, never hide it.
   return {

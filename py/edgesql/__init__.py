@@ -29,6 +29,7 @@ from ._exceptions import (
 )
 from ._result import ResultSet, Row
 from ._transaction import Transaction
+from .sync.status import SyncError, SyncProgress, SyncResult, SyncStatus
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,10 @@ __all__ = [
     "ProgrammingError",
     "ResultSet",
     "Row",
+    "SyncError",
+    "SyncProgress",
+    "SyncResult",
+    "SyncStatus",
     "Transaction",
     "Warning",
     "apilevel",

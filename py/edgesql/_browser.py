@@ -89,6 +89,30 @@ class BrowserBackend:
     async def tx(self, action: str, name: str = "", mode: str = "") -> None:
         await self._call({"op": "tx", "s": self._s, "action": action, "name": name, "mode": mode})
 
+    async def sync(self) -> Any:
+        from .sync.status import SyncResult
+
+        r = await self._call({"op": "sync.now", "s": self._s})
+        return SyncResult(r["pushed"], r["pulled"])
+
+    async def sync_status(self) -> Any:
+        from .sync.status import SyncProgress, SyncStatus
+
+        st = (await self._call({"op": "sync.status", "s": self._s}))["status"]
+        progress = (
+            SyncProgress(st["progress"]["applied"], st["progress"]["total"]) if st["progress"] else None
+        )
+        return SyncStatus(
+            st["pending"],
+            st["last_synced_at"],
+            st["last_error"],
+            st["online"],
+            progress,
+            st["replica"],
+            st["schema_version"],
+            st["rejected"],
+        )
+
     async def close(self) -> None:
         await self._call({"op": "close", "s": self._s})
         self._in_tx = False
@@ -97,7 +121,10 @@ class BrowserBackend:
 async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
     """Open ``path`` in the page's DB worker (OPFS, or memory where OPFS is missing)."""
     storage = options.pop("storage", "opfs")
-    unknown = set(options) - {"schema", "sync_url", "auth_token"}
+    sync_url = options.pop("sync_url", None)
+    auth_token = options.pop("auth_token", None)
+    interval = options.pop("sync_interval", 30.0)
+    unknown = set(options)
     if unknown:
         raise ProgrammingError(f"connect() got unknown options {sorted(unknown)}")
     if storage not in ("opfs", "memory"):
@@ -126,4 +153,16 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
     )
     if info.warning:
         log.warning("edgesql: %s", info.warning)
-    return BrowserBackend(bridge, r["s"], info)
+    backend = BrowserBackend(bridge, r["s"], info)
+    if sync_url:
+        import js  # type: ignore[import-not-found]
+
+        url = str(js.URL.new(sync_url, js.location.href).href)
+        try:
+            await backend._call(
+                {"op": "sync.start", "s": r["s"], "url": url, "token": auth_token, "interval": interval or 0}
+            )
+        except BaseException:
+            await backend.close()
+            raise
+    return backend

@@ -17,6 +17,7 @@ from ._backend import Backend, BackendInfo, Statement
 from ._exceptions import ProgrammingError
 from ._params import Params, check_many, check_params
 from ._result import ResultSet
+from ._split import split_statements
 from ._transaction import Transaction
 
 __all__ = ["Connection", "connect"]
@@ -110,6 +111,36 @@ class Connection:
         self._check_open()
         return Transaction(self, mode)
 
+    # -- sync --------------------------------------------------------------
+    async def sync(self) -> Any:
+        """Push pending local changes and pull new ones now; returns ``SyncResult(pushed, pulled)``.
+
+        Raises :class:`edgesql.SyncError` when the primary cannot be reached or
+        refuses; nothing local is lost, the changes stay pending.
+        """
+        self._check_open()
+        return await self._backend.sync()  # type: ignore[attr-defined]
+
+    async def sync_status(self) -> Any:
+        """Where sync stands: ``pending``, ``last_synced_at``, ``last_error``, ``online``, ``progress``."""
+        self._check_open()
+        return await self._backend.sync_status()  # type: ignore[attr-defined]
+
+    async def _apply_local_schema(self, statements: list[str]) -> None:
+        # For databases without a primary: run the schema steps not yet run, in order.
+        await self.execute("CREATE TABLE IF NOT EXISTS _edgesql_local_schema (version INTEGER NOT NULL)")
+        done = (await self.execute("SELECT max(version) FROM _edgesql_local_schema")).scalar() or 0
+        if done > len(statements):
+            raise ProgrammingError(
+                f"this database is at local schema step {done}, but only {len(statements)} steps were given: "
+                "schema steps are append-only"
+            )
+        for version, sql in enumerate(statements[done:], start=done + 1):
+            async with self.transaction("immediate"):
+                for stmt in split_statements(sql):
+                    await self.execute(stmt)
+                await self.execute("INSERT INTO _edgesql_local_schema (version) VALUES (?)", (version,))
+
     # -- lifetime ----------------------------------------------------------
     async def close(self) -> None:
         """Close the database; an uncommitted transaction is rolled back."""
@@ -151,6 +182,15 @@ class _Connector:
         self._conn: Connection | None = None
 
     async def _open(self) -> Connection:
+        schema = self._options.pop("schema", None)
+        if schema is not None:
+            if self._options.get("sync_url"):
+                raise ProgrammingError(
+                    "schema= is for databases without a primary; with sync_url the primary's schema is used"
+                )
+            if isinstance(schema, str) or not all(isinstance(s, str) for s in schema):
+                raise ProgrammingError("schema must be a list of SQL strings, one per schema step")
+            schema = list(schema)
         if sys.platform == "emscripten":
             from ._browser import open_browser_backend
 
@@ -160,6 +200,12 @@ class _Connector:
 
             backend = await open_native_backend(self._path, **self._options)
         self._conn = Connection(backend)
+        if schema is not None:
+            try:
+                await self._conn._apply_local_schema(schema)
+            except BaseException:
+                await self._conn.close()
+                raise
         return self._conn
 
     def __await__(self) -> Generator[Any, None, Connection]:

@@ -143,6 +143,15 @@ def error_from_data(data: dict[str, Any]) -> Error:
     """Rebuild an exception sent as data by the worker or a primary."""
     code = data.get("code")
     kind = data.get("kind")
+    if kind == "SyncError":
+        from .sync.status import SyncError
+
+        return SyncError(
+            str(data.get("message", "sync failed")),
+            code=data.get("sync_code") or "sync_failed",
+            status=data.get("status"),
+            retry_after=data.get("retry_after"),
+        )
     cls = _BY_KIND.get(kind, error_for_code(code)) if kind else error_for_code(code)
     return cls(
         str(data.get("message", "unknown error")),

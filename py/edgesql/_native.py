@@ -91,6 +91,7 @@ class NativeBackend:
         # SQL run just before a write is committed, in the same transaction
         # (the sync layer marks the end of a unit in the outbox with it).
         self.before_commit: list[str] = []
+        self.replica: Any = None  # sync.replica.NativeReplica when connected with sync_url
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -147,6 +148,8 @@ class NativeBackend:
         for sql in self.before_commit:
             db.execute(sql)
         db.execute("COMMIT")
+        if self.replica is not None:
+            self.replica.wrote()
 
     async def execute(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
         if self.before_commit and not self.in_transaction and _may_write(sql):
@@ -217,7 +220,22 @@ class NativeBackend:
         except sqlite3.Error as e:
             raise translate_error(e) from None
 
+    async def sync(self) -> Any:
+        return await self._sync_replica().sync()
+
+    async def sync_status(self) -> Any:
+        return self._sync_replica().status()
+
+    def _sync_replica(self) -> Any:
+        if self.replica is None:
+            raise ProgrammingError(
+                "this database does not sync: connect with sync_url=... to sync with a primary"
+            )
+        return self.replica
+
     async def close(self) -> None:
+        if self.replica is not None:
+            await self.replica.close()
         if self._db is not None:
             db, self._db = self._db, None
             if db.in_transaction:
@@ -231,8 +249,34 @@ def _may_write(sql: str) -> bool:
 
 
 async def open_native_backend(path: str, **options: Any) -> NativeBackend:
-    """Open ``path`` with the stdlib's sqlite3 (``":memory:"`` for a throwaway database)."""
-    unknown = set(options) - {"schema", "sync_url", "auth_token"}
+    """Open ``path`` with the stdlib's sqlite3 (``":memory:"`` for a throwaway database).
+
+    With ``sync_url`` the database becomes a replica of that primary: its
+    schema comes from the primary, and writes sync in the background every
+    ``sync_interval`` seconds and soon after each write (``None``: only on
+    ``await db.sync()``). ``transport`` replaces the HTTP client (tests use
+    it to inject faults).
+    """
+    unknown = set(options) - {"schema", "sync_url", "auth_token", "sync_interval", "transport"}
     if unknown:
         raise ProgrammingError(f"connect() got unknown options {sorted(unknown)}")
-    return NativeBackend(path)
+    backend = NativeBackend(path)
+    sync_url = options.get("sync_url")
+    if sync_url:
+        from .sync.replica import NativeReplica
+
+        replica = NativeReplica(
+            backend.db,
+            sync_url,
+            auth_token=options.get("auth_token"),
+            transport=options.get("transport"),
+            interval=options.get("sync_interval", 30.0),
+        )
+        try:
+            await replica.start()
+        except BaseException:
+            await backend.close()
+            raise
+        backend.replica = replica
+        backend.before_commit = replica.txend_sql
+    return backend

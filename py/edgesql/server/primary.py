@@ -1,0 +1,169 @@
+"""The embedded primary: the app's data in one SQLite file under ``--data``.
+
+It runs the same generated SQL as Cloudflare D1 (serversql.py) on SQLite
+3.54 through apsw — the engine the browser runs, with no custom functions
+registered, so whatever works here is what D1 is asked to do. Each push is
+applied in one transaction: check, insert, pull, all or nothing. A change
+that breaks a constraint of the app's tables (NOT NULL, CHECK, a STRICT
+type) is found by splitting the page in halves until only it is left; it is
+rejected with SQLite's message and the rest of the page is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from ..sync.clientsql import client_doc
+from ..sync.protocol import PULL_PAGE_BYTES, ProtocolError, SyncRequest
+from ..sync.schema import Migration, Schema, analyze
+from ..sync.serversql import CHECK, PULL, PUSH, SERVER_HLC, server_setup
+
+__all__ = ["Primary"]
+
+
+@dataclass
+class PushResult:
+    """What one /sync request did."""
+
+    body: str
+    pushed: int
+    pulled: int
+
+
+class Primary:
+    """The primary database: schema owner, change log, merged app tables."""
+
+    def __init__(self, path: Path | str, migrations: tuple[Migration, ...]) -> None:
+        self.path = str(path)
+        self._db = apsw.Connection(self.path)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        # One writer at a time: apsw connections are not for concurrent use.
+        self._lock = threading.Lock()
+        self.schema = self._migrate(migrations)
+        self.schema_doc = json.dumps(
+            {**json.loads(self.schema.to_json()), "client": client_doc(self.schema)}, separators=(",", ":")
+        )
+
+    def _migrate(self, migrations: tuple[Migration, ...]) -> Schema:
+        db = self._db
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS _edgesql_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "sql TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+        )
+        applied = {v: (n, s) for v, n, s in db.execute("SELECT version, name, sql FROM _edgesql_migrations")}
+        for m in migrations:
+            if m.version in applied:
+                if applied[m.version][1] != m.sql:
+                    raise SystemExit(
+                        f"migration {m.version} ({m.name}) differs from the one applied to {self.path}; "
+                        "migrations are append-only: add a new NNNN_name.sql instead of editing an applied one"
+                    )
+                continue
+            with db:
+                db.execute(m.sql)
+                db.execute(
+                    "INSERT INTO _edgesql_migrations (version, name, sql) VALUES (?, ?, ?)",
+                    (m.version, m.name, m.sql),
+                )
+        if len(applied) > len(migrations):
+            raise SystemExit(
+                f"{self.path} is at schema version {max(applied)}, ahead of the {len(migrations)} migrations given"
+            )
+        schema = analyze(db, len(migrations), migrations)
+        existing = [
+            r[0]
+            for r in db.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name LIKE '\\_edgesql\\_apply\\_%' ESCAPE '\\'"
+            )
+        ]
+        with db:
+            for sql in server_setup(schema, existing):
+                db.execute(sql)
+        return schema
+
+    def close(self) -> None:
+        """Close the database file."""
+        with self._lock:
+            self._db.close()
+
+    # -- /sync --------------------------------------------------------------------------
+
+    def sync(self, req: SyncRequest) -> PushResult:
+        """Apply a push and answer with the next pull page, atomically."""
+        if req.schema > self.schema.version:
+            raise ProtocolError(
+                409,
+                "schema_ahead",
+                f"this replica is at schema version {req.schema}, the primary at {self.schema.version}: "
+                "the primary was rolled back; restore its migrations",
+            )
+        with self._lock:
+            db = self._db
+            with db:  # one transaction: all of this request or none of it
+                page = json.dumps(req.changes, separators=(",", ":"), ensure_ascii=False)
+                rejected = json.loads(_one(db, CHECK, (page, req.replica)))
+                if any(r["code"] == "replica_conflict" for r in rejected):
+                    raise ProtocolError(
+                        409,
+                        "replica_conflict",
+                        "another copy of this database already pushed different changes under this replica id "
+                        "(a restored backup or a copied file): take a new replica id and push again",
+                    )
+                rejected += req.too_large
+                skip = {r["seq"] for r in rejected}
+                good = [c for c in req.changes if c[0] not in skip]
+                rejected += self._push(good, req.replica)
+                acked = max((c[0] for c in req.changes if type(c[0]) is int), default=0)
+                acked = max([acked, *(r["seq"] for r in req.too_large if type(r["seq"]) is int)])
+                out_page, cursor, n, remaining = db.execute(
+                    PULL, (req.cursor, req.replica, req.limit, PULL_PAGE_BYTES)
+                ).fetchone()
+                server_hlc = _one(db, SERVER_HLC, ())
+        body = (
+            f'{{"v":1,"acked":{acked},"rejected":{json.dumps(rejected, separators=(",", ":"))},'
+            f'"changes":{out_page},"cursor":{cursor},"more":{"true" if remaining else "false"},'
+            f'"remaining":{remaining},"server_hlc":"{server_hlc}","schema":{self.schema.version}}}'
+        )
+        return PushResult(body, len(req.changes) - len(rejected), n)
+
+    def _push(self, changes: list[list[Any]], replica: str) -> list[dict[str, Any]]:
+        """Insert changes; a change that breaks a table's constraint is rejected alone."""
+        if not changes:
+            return []
+        db = self._db
+        page = json.dumps(changes, separators=(",", ":"), ensure_ascii=False)
+        try:
+            with db:  # a savepoint inside the request's transaction
+                db.execute(PUSH, (page, replica, "[]"))
+            return []
+        except (apsw.ConstraintError, apsw.TooBigError, apsw.MismatchError) as e:
+            if len(changes) == 1:
+                return [
+                    {
+                        "seq": changes[0][0],
+                        "code": "constraint",
+                        "reason": str(e).removeprefix("ConstraintError: "),
+                    }
+                ]
+        mid = len(changes) // 2
+        return self._push(changes[:mid], replica) + self._push(changes[mid:], replica)
+
+    # -- inspection (tests, the console) ------------------------------------------------
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only query on the primary's data."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(sql, params)]
+
+
+def _one(db: apsw.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    row = db.execute(sql, params).fetchone()
+    return row[0] if row else None

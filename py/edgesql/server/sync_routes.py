@@ -1,0 +1,114 @@
+"""``POST /sync`` and ``GET /sync/schema`` on the embedded primary.
+
+Authentication: when tokens are configured, a request without a matching
+``Authorization: Bearer`` header gets 401 (tokens are compared in constant
+time and never logged). Bad requests get a 4xx with a JSON error saying what
+was wrong; nothing is changed by a refused request.
+
+:class:`SyncHandler` holds the logic without HTTP, so tests can also call
+the primary in process (``tests/`` wraps it as a transport).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Sequence
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..sync.protocol import MAX_REQUEST_BYTES, ProtocolError, parse_request
+from .primary import Primary
+
+__all__ = ["SyncHandler", "sync_routes"]
+
+_JSON = "application/json"
+_NO_STORE = {"cache-control": "no-store"}
+
+
+class SyncHandler:
+    """The sync endpoints of one primary, as functions from request to (status, body)."""
+
+    def __init__(self, primary: Primary, tokens: Sequence[str] = ()) -> None:
+        self.primary = primary
+        self._tokens = [t.encode() for t in tokens]
+
+    def authorized(self, authorization: str | None) -> bool:
+        """Does the Authorization header carry one of the tokens (or are none required)?"""
+        if not self._tokens:
+            return True
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return False
+        # compare_digest against every token, so timing tells nothing about which matched.
+        matched = False
+        for token in self._tokens:
+            matched |= hmac.compare_digest(given.encode(), token)
+        return matched
+
+    def _unauthorized(self) -> tuple[int, bytes]:
+        return _error(
+            ProtocolError(
+                401,
+                "unauthorized",
+                "send the app's token as 'Authorization: Bearer <token>' (connect(auth_token=...))",
+            )
+        )
+
+    def schema(self, authorization: str | None) -> tuple[int, bytes]:
+        """``GET /sync/schema``: the schema document."""
+        if not self.authorized(authorization):
+            return self._unauthorized()
+        return 200, self.primary.schema_doc.encode()
+
+    def sync(self, authorization: str | None, raw: bytes) -> tuple[int, bytes]:
+        """``POST /sync``: apply a push, answer with a pull page."""
+        if not self.authorized(authorization):
+            return self._unauthorized()
+        if len(raw) > MAX_REQUEST_BYTES:
+            return _error(
+                ProtocolError(413, "too_large", f"a sync request is at most {MAX_REQUEST_BYTES} bytes")
+            )
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            return _error(ProtocolError(400, "bad_json", f"the body is not JSON: {e}"))
+        try:
+            result = self.primary.sync(parse_request(body))
+        except ProtocolError as e:
+            return _error(e)
+        return 200, result.body.encode()
+
+
+def _error(e: ProtocolError) -> tuple[int, bytes]:
+    return e.status, json.dumps(e.body()).encode()
+
+
+def sync_routes(primary: Primary, tokens: Sequence[str] = ()) -> list[BaseRoute]:
+    """The routes of the sync protocol, bound to ``primary``."""
+    handler = SyncHandler(primary, tokens)
+
+    async def schema(request: Request) -> Response:
+        status, body = handler.schema(request.headers.get("authorization"))
+        return Response(body, status, media_type=_JSON, headers=_NO_STORE)
+
+    async def sync(request: Request) -> Response:
+        try:
+            declared = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            declared = 0
+        raw = bytearray()
+        if declared <= MAX_REQUEST_BYTES:
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > MAX_REQUEST_BYTES:
+                    break
+        else:
+            raw = bytearray(MAX_REQUEST_BYTES + 1)  # refused below without reading it
+        status, body = await run_in_threadpool(handler.sync, request.headers.get("authorization"), bytes(raw))
+        return Response(body, status, media_type=_JSON, headers=_NO_STORE)
+
+    return [Route("/sync", sync, methods=["POST"]), Route("/sync/schema", schema, methods=["GET"])]

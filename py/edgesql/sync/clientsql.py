@@ -1,0 +1,361 @@
+"""The SQL a replica runs: capture triggers, the push page, acks, and applying pulls.
+
+Generated once from the :class:`~edgesql.sync.schema.Schema` and shipped to
+clients inside ``GET /schema``, so the browser worker (JavaScript) and the
+CPython replica run exactly the same statements and decide nothing
+themselves. See docs/sync.md for why each rule is there.
+
+Tables (prefix ``_edgesql_``, never synced):
+
+* ``state``   one row: replica id, clock floor, seq floor, cursor, ``applying``
+* ``outbox``  one row per changed row: key, HLC, the changed cells as JSON; ``txend``
+              marks the last row of a transaction, so pages never cut one in half
+* ``clock``   the winning (HLC, replica) and value of every cell that came from
+              the primary (pulled, or our own once acknowledged)
+* ``rejected`` writes the primary refused, with the reason
+* ``sql``     the statement programs below, by name (read by the browser worker)
+
+A local write is one extra INSERT (into ``outbox``); its stamps join the
+clock when the primary acknowledges it. A pulled cell wins when its stamp
+beats both the clock and any pending local write of that cell.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .codec import (
+    POW2_DDL,
+    POW2_FILL,
+    POW2_INDEX,
+    decode,
+    encode,
+    key_decode,
+    key_encode,
+    quote_ident,
+    quote_text,
+)
+from .schema import Schema, Table
+
+__all__ = ["EXISTS", "client_doc", "programs", "setup_sql", "triggers"]
+
+#: The cell that says whether a row exists (1) or is deleted (0).
+EXISTS = "_edgesql_exists"
+ENC_ONE = '["i","1"]'
+ENC_ZERO = '["i","0"]'
+FORMAT = 1
+
+_NOW = "(CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) << 16)"
+_STAMP = (
+    f"max({_NOW}, max((SELECT hlc FROM _edgesql_state WHERE id = 1), "
+    "coalesce((SELECT hlc FROM _edgesql_outbox ORDER BY seq DESC LIMIT 1), 0)) + 1)"
+)
+# Outbox seqs are never reused, even after acknowledged rows are deleted:
+# the primary would take a reused seq for a replay and drop the change.
+_SEQ = "max((SELECT rseq FROM _edgesql_state WHERE id = 1), coalesce((SELECT max(seq) FROM _edgesql_outbox), 0)) + 1"
+_CAPTURING = "(SELECT applying FROM _edgesql_state WHERE id = 1) = 0"
+
+
+INBOX_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS _edgesql_inbox (tbl TEXT NOT NULL, pk TEXT NOT NULL, "
+    "col TEXT NOT NULL, hlc INTEGER NOT NULL, replica TEXT NOT NULL, val TEXT NOT NULL)"
+)
+INBOX_INDEX = "CREATE INDEX IF NOT EXISTS temp._edgesql_inbox_cell ON _edgesql_inbox (tbl, pk, col)"
+
+
+def setup_sql() -> list[str]:
+    """Create the replica's own tables (idempotent)."""
+    return [
+        POW2_DDL,
+        POW2_FILL,
+        POW2_INDEX,
+        "CREATE TABLE IF NOT EXISTS _edgesql_state (id INTEGER PRIMARY KEY CHECK (id = 1), "
+        "replica TEXT NOT NULL, hlc INTEGER NOT NULL DEFAULT 0, rseq INTEGER NOT NULL DEFAULT 0, "
+        "cursor INTEGER NOT NULL DEFAULT 0, applying INTEGER NOT NULL DEFAULT 0, "
+        "schema_version INTEGER NOT NULL DEFAULT 0, format INTEGER NOT NULL DEFAULT 1, "
+        "last_synced_at TEXT)",
+        f"INSERT OR IGNORE INTO _edgesql_state (id, replica, format) VALUES (1, lower(hex(randomblob(16))), {FORMAT})",
+        "CREATE TABLE IF NOT EXISTS _edgesql_outbox (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, "
+        "pk TEXT NOT NULL, hlc INTEGER NOT NULL, cells TEXT NOT NULL, txend INTEGER NOT NULL DEFAULT 0)",
+        "CREATE INDEX IF NOT EXISTS _edgesql_outbox_row ON _edgesql_outbox (tbl, pk)",
+        "CREATE TABLE IF NOT EXISTS _edgesql_clock (tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT NOT NULL, "
+        "hlc INTEGER NOT NULL, replica TEXT NOT NULL, val TEXT NOT NULL, PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS _edgesql_rejected (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, "
+        "pk TEXT NOT NULL, hlc INTEGER NOT NULL, cells TEXT NOT NULL, code TEXT NOT NULL, "
+        "reason TEXT NOT NULL, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        "CREATE TABLE IF NOT EXISTS _edgesql_sql (name TEXT PRIMARY KEY, sql TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS _edgesql_schema (version INTEGER PRIMARY KEY, doc TEXT NOT NULL)",
+    ]
+
+
+def _cell(col: str, value_sql: str) -> str:
+    return f"'{_json_key(col)}:' || {value_sql}"
+
+
+def _json_key(col: str) -> str:
+    # A JSON string for the column name, also safe inside an SQL string literal.
+    return json.dumps(col, ensure_ascii=True).replace("'", "''")
+
+
+def _key(t: Table, row: str) -> str:
+    return key_encode([f"{row}.{quote_ident(c)}" for c in t.pk])
+
+
+def _changed(c: str) -> str:
+    # typeof too: 1 -> 1.0 compares equal but is a different value.
+    q = quote_ident(c)
+    return f"(NEW.{q} IS NOT OLD.{q} OR typeof(NEW.{q}) != typeof(OLD.{q}))"
+
+
+def triggers(t: Table) -> list[str]:
+    """The AFTER INSERT/UPDATE/DELETE triggers that fill the outbox for table ``t``."""
+    name = t.name
+    tq = quote_ident(name)
+    tl = quote_text(name)
+    trig = name.replace('"', "")
+    bad_key = " OR ".join(f"typeof(NEW.{quote_ident(c)}) NOT IN ('integer', 'text', 'blob')" for c in t.pk)
+    guard = (
+        f"SELECT RAISE(ABORT, {quote_text(f'edgesql: the primary key of {name} must be an INTEGER, TEXT or BLOB value, not NULL or REAL')}) "
+        f"WHERE {bad_key};"
+    )
+    every = " || ',' || ".join(
+        [_cell(c.name, encode(f"NEW.{quote_ident(c.name)}")) for c in t.value_columns]
+        + [f"'{_json_key(EXISTS)}:{ENC_ONE}'"]
+    )
+    insert_row = (
+        f"INSERT INTO _edgesql_outbox (seq, tbl, pk, hlc, cells) VALUES "
+        f"({_SEQ}, {tl}, {_key(t, 'NEW')}, {_STAMP}, '{{' || {every} || '}}');"
+    )
+    delete_old = (
+        f"INSERT INTO _edgesql_outbox (seq, tbl, pk, hlc, cells) VALUES "
+        f"({_SEQ}, {tl}, {_key(t, 'OLD')}, {_STAMP}, '{{{_json_key(EXISTS)}:{ENC_ZERO}}}');"
+    )
+    out = [
+        f'CREATE TRIGGER "_edgesql_{trig}_ins" AFTER INSERT ON {tq} WHEN {_CAPTURING} BEGIN {guard} {insert_row} END',
+        f'CREATE TRIGGER "_edgesql_{trig}_del" AFTER DELETE ON {tq} WHEN {_CAPTURING} BEGIN {delete_old} END',
+        # A new key is a delete of the old row and an insert of the new one.
+        f'CREATE TRIGGER "_edgesql_{trig}_rekey" AFTER UPDATE ON {tq} '
+        f"WHEN {_CAPTURING} AND {_key(t, 'NEW')} IS NOT {_key(t, 'OLD')} "
+        f"BEGIN {guard} {delete_old} {insert_row} END",
+    ]
+    if t.value_columns:
+        changed = " || ".join(
+            f"CASE WHEN {_changed(c.name)} THEN {_cell(c.name, encode(f'NEW.{quote_ident(c.name)}'))} || ',' ELSE '' END"
+            for c in t.value_columns
+        )
+        any_changed = " OR ".join(_changed(c.name) for c in t.value_columns)
+        out.append(
+            f'CREATE TRIGGER "_edgesql_{trig}_upd" AFTER UPDATE ON {tq} '
+            f"WHEN {_CAPTURING} AND {_key(t, 'NEW')} IS {_key(t, 'OLD')} AND ({any_changed}) BEGIN "
+            f"INSERT INTO _edgesql_outbox (seq, tbl, pk, hlc, cells) VALUES "
+            f"({_SEQ}, {tl}, {_key(t, 'NEW')}, {_STAMP}, '{{' || rtrim({changed}, ',') || '}}'); END"
+        )
+    return out
+
+
+# -- programs: named statement lists run by the sync driver (JS or Python) ------------------
+
+#: Marks the last outbox row of a committing transaction; run just before COMMIT.
+TXEND = (
+    "UPDATE _edgesql_outbox SET txend = 1 WHERE seq = (SELECT max(seq) FROM _edgesql_outbox) AND txend = 0"
+)
+
+#: The next page to push: changes after :after, up to :limit rows and about :bytes
+#: bytes, cut at the end of a transaction when one ends inside the page.
+PUSH_PAGE = """
+WITH page AS (
+  SELECT seq, tbl, pk, hlc, cells, txend,
+         sum(length(cells) + length(pk) + length(tbl) + 48) OVER (ORDER BY seq) AS bytes
+  FROM _edgesql_outbox WHERE seq > :after ORDER BY seq LIMIT :limit
+), cut AS (
+  SELECT coalesce((SELECT max(seq) FROM page WHERE txend = 1 AND bytes <= :bytes),
+                  (SELECT max(seq) FROM page WHERE bytes <= :bytes),
+                  (SELECT min(seq) FROM page)) AS upto
+)
+SELECT coalesce(json_group_array(json_array(seq, tbl, pk, CAST(hlc AS TEXT), json(cells), txend)), '[]'),
+       max(seq), count(*)
+FROM (SELECT * FROM page, cut WHERE seq <= upto ORDER BY seq)
+"""
+
+STATUS = """
+SELECT replica, (SELECT count(*) FROM _edgesql_outbox), cursor, schema_version, last_synced_at, CAST(hlc AS TEXT),
+       (SELECT count(*) FROM _edgesql_rejected)
+FROM _edgesql_state WHERE id = 1
+"""
+
+
+def _rematerialize(t: Table, keys_sql: str) -> list[str]:
+    """Rebuild rows of ``t`` whose keys ``keys_sql`` selects from the clock plus pending writes.
+
+    Used after the primary rejects a write: the row goes back to what the
+    primary has, with this replica's still-pending writes on top.
+    """
+    tq = quote_ident(t.name)
+    tl = quote_text(t.name)
+
+    def effective(col: str, k: str) -> str:
+        c = quote_text(col)
+        return (
+            f"coalesce((SELECT j.value FROM _edgesql_outbox o, json_each(o.cells) j "
+            f"WHERE o.tbl = {tl} AND o.pk = {k} AND j.key = {c} ORDER BY o.seq DESC LIMIT 1), "
+            f"(SELECT val FROM _edgesql_clock WHERE tbl = {tl} AND pk = {k} AND col = {c}))"
+        )
+
+    pkcols = ", ".join(quote_ident(c) for c in t.pk)
+    pk_tuple = f"({pkcols})" if len(t.pk) > 1 else pkcols
+    decoded = ", ".join(key_decode("r.k", n) for n in range(len(t.pk)))
+    cols = ", ".join(quote_ident(c.name) for c in t.columns)
+    values = ", ".join(
+        key_decode("r.k", t.pk.index(c.name))
+        if c.name in t.pk
+        else _decode_or_default(effective(c.name, "r.k"), c.default)
+        for c in t.columns
+    )
+    return [
+        f"DELETE FROM {tq} WHERE {pk_tuple} IN (SELECT {decoded} FROM ({keys_sql}) r "
+        f"WHERE {effective(EXISTS, 'r.k')} IS NOT '{ENC_ONE}')",
+        f"INSERT OR REPLACE INTO {tq} ({cols}) SELECT {values} FROM ({keys_sql}) r "
+        f"WHERE {effective(EXISTS, 'r.k')} IS '{ENC_ONE}'",
+    ]
+
+
+def _pk_match(t: Table, k: str) -> str:
+    return " AND ".join(
+        f"{quote_ident(t.name)}.{quote_ident(c)} IS {key_decode(k, i)}" for i, c in enumerate(t.pk)
+    )
+
+
+def _decode_or_default(enc_sql: str, default: str | None) -> str:
+    d = decode(enc_sql)
+    return f"coalesce({d}, {default})" if default is not None else d
+
+
+def _apply_table(t: Table) -> list[str]:
+    """Materialize the winning cells now in ``_edgesql_inbox`` into table ``t``."""
+    tq = quote_ident(t.name)
+    tl = quote_text(t.name)
+    pkcols = ", ".join(quote_ident(c) for c in t.pk)
+    pk_tuple = f"({pkcols})" if len(t.pk) > 1 else pkcols
+
+    def keys(where: str) -> str:
+        cols = ", ".join(key_decode("i.pk", n) for n in range(len(t.pk)))
+        return f"SELECT {cols} FROM temp._edgesql_inbox i WHERE i.tbl = {tl} AND {where}"
+
+    def clock_value(c: str) -> str:
+        return f"(SELECT val FROM _edgesql_clock WHERE tbl = {tl} AND pk = i.pk AND col = {quote_text(c)})"
+
+    cols = ", ".join(quote_ident(c.name) for c in t.columns)
+    values = ", ".join(
+        key_decode("i.pk", t.pk.index(c.name))
+        if c.name in t.pk
+        else _decode_or_default(clock_value(c.name), c.default)
+        for c in t.columns
+    )
+    exists_col = quote_text(EXISTS)
+    out = [
+        # A winning delete removes the row; its values stay in the clock.
+        f"DELETE FROM {tq} WHERE {pk_tuple} IN ({keys(f'i.col = {exists_col} AND i.val = {quote_text(ENC_ZERO)}')})",
+        # A winning insert of a row this replica does not have: build it from the
+        # clock, which now holds the insert's cells and any later winning ones.
+        f"INSERT INTO {tq} ({cols}) SELECT {values} FROM temp._edgesql_inbox i "
+        f"WHERE i.tbl = {tl} AND i.col = {exists_col} AND i.val = {quote_text(ENC_ONE)} "
+        f"AND NOT EXISTS (SELECT 1 FROM {tq} WHERE {_pk_match(t, 'i.pk')})",
+    ]
+    if t.value_columns:
+        row_key = _key(t, tq)
+        # Each winning cell of a row that exists: only those columns change, so
+        # this replica's pending writes to other columns stay as they are.
+        sets = ", ".join(
+            f"{quote_ident(c.name)} = (SELECT CASE WHEN w.val IS NULL THEN {tq}.{quote_ident(c.name)} "
+            f"ELSE {decode('w.val')} END FROM (SELECT (SELECT i.val FROM temp._edgesql_inbox i "
+            f"WHERE i.tbl = {tl} AND i.pk = {row_key} AND i.col = {quote_text(c.name)}) AS val) w)"
+            for c in t.value_columns
+        )
+        out.append(f"UPDATE {tq} SET {sets} WHERE {pk_tuple} IN ({keys(f'i.col != {exists_col}')})")
+    return out
+
+
+def programs(schema: Schema) -> dict[str, list[str]]:
+    """Named statement lists the sync driver runs, each inside one transaction.
+
+    * ``apply``  params :page (JSON array of pulled changes), :cursor, :me
+    * ``ack``    params :acked (highest seq the primary answered for), :rejected
+                 (JSON array of {"seq", "code", "reason"}), :server_hlc
+    * ``rotate`` param :replica — a restored or cloned database takes a new id
+    """
+    inbox_fill = (
+        "INSERT INTO temp._edgesql_inbox (tbl, pk, col, hlc, replica, val) "
+        "SELECT c.value ->> '$[2]', c.value ->> '$[3]', j.key, CAST(c.value ->> '$[4]' AS INTEGER), "
+        "c.value ->> '$[1]', j.value "
+        "FROM json_each(:page) c, json_each(c.value, '$[5]') j"
+    )
+    apply = [
+        # The inbox is a TEMP table (per connection, in memory): create it on first use.
+        INBOX_DDL,
+        INBOX_INDEX,
+        "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
+        "DELETE FROM temp._edgesql_inbox",
+        inbox_fill,
+        # Only the greatest stamp per cell in this page matters.
+        "DELETE FROM temp._edgesql_inbox WHERE EXISTS (SELECT 1 FROM temp._edgesql_inbox b "
+        "WHERE b.tbl = _edgesql_inbox.tbl AND b.pk = _edgesql_inbox.pk AND b.col = _edgesql_inbox.col "
+        "AND (b.hlc, b.replica) > (_edgesql_inbox.hlc, _edgesql_inbox.replica))",
+        # It loses to the clock's stamp...
+        "DELETE FROM temp._edgesql_inbox WHERE EXISTS (SELECT 1 FROM _edgesql_clock k "
+        "WHERE k.tbl = _edgesql_inbox.tbl AND k.pk = _edgesql_inbox.pk AND k.col = _edgesql_inbox.col "
+        "AND (k.hlc, k.replica) >= (_edgesql_inbox.hlc, _edgesql_inbox.replica))",
+        # ...and to a pending local write of the same cell with a greater stamp.
+        "DELETE FROM temp._edgesql_inbox WHERE EXISTS (SELECT 1 FROM _edgesql_outbox o, json_each(o.cells) j "
+        "WHERE o.tbl = _edgesql_inbox.tbl AND o.pk = _edgesql_inbox.pk AND j.key = _edgesql_inbox.col "
+        "AND (o.hlc, :me) >= (_edgesql_inbox.hlc, _edgesql_inbox.replica))",
+        "INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) "
+        "SELECT tbl, pk, col, hlc, replica, val FROM temp._edgesql_inbox WHERE true "
+        "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val",
+    ]
+    for t in schema.tables:
+        apply.extend(_apply_table(t))
+    apply += [
+        # Receiving a stamp moves this replica's clock past it (else a replica with a
+        # slow clock would stamp its next write below what it just saw).
+        "UPDATE _edgesql_state SET applying = 0, cursor = max(cursor, :cursor), "
+        "hlc = max(hlc, coalesce((SELECT max(CAST(value ->> '$[4]' AS INTEGER)) FROM json_each(:page)), 0)) WHERE id = 1",
+        "DELETE FROM temp._edgesql_inbox",
+    ]
+
+    rejected_keys = "SELECT o.tbl AS tbl, o.pk AS k FROM _edgesql_rejected o WHERE o.seq IN (SELECT value ->> '$.seq' FROM json_each(:rejected))"
+    ack = [
+        "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
+        "INSERT OR REPLACE INTO _edgesql_rejected (seq, tbl, pk, hlc, cells, code, reason) "
+        "SELECT o.seq, o.tbl, o.pk, o.hlc, o.cells, r.value ->> '$.code', r.value ->> '$.reason' "
+        "FROM json_each(:rejected) r JOIN _edgesql_outbox o ON o.seq = r.value ->> '$.seq'",
+        # Our acknowledged writes join the clock: from now on they compete like any other.
+        "INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) "
+        "SELECT o.tbl, o.pk, j.key, o.hlc, (SELECT replica FROM _edgesql_state WHERE id = 1), j.value "
+        "FROM _edgesql_outbox o, json_each(o.cells) j WHERE o.seq <= :acked "
+        "AND o.seq NOT IN (SELECT value ->> '$.seq' FROM json_each(:rejected)) ORDER BY o.seq "
+        "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val "
+        "WHERE (excluded.hlc, excluded.replica) > (_edgesql_clock.hlc, _edgesql_clock.replica)",
+        "UPDATE _edgesql_state SET rseq = max(rseq, :acked), "
+        "hlc = max(hlc, coalesce((SELECT max(hlc) FROM _edgesql_outbox WHERE seq <= :acked), 0), CAST(:server_hlc AS INTEGER)), "
+        "last_synced_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = 1",
+        "DELETE FROM _edgesql_outbox WHERE seq <= :acked",
+    ]
+    for t in schema.tables:
+        ack.extend(_rematerialize(t, f"SELECT k FROM ({rejected_keys}) WHERE tbl = {quote_text(t.name)}"))
+    ack.append("UPDATE _edgesql_state SET applying = 0 WHERE id = 1")
+    return {
+        "apply": apply,
+        "ack": ack,
+        "push_page": [PUSH_PAGE],
+        "txend": [TXEND],
+        "status": [STATUS],
+        "rotate": ["UPDATE _edgesql_state SET replica = :replica WHERE id = 1"],
+    }
+
+
+def client_doc(schema: Schema) -> dict[str, object]:
+    """What a replica needs besides the migrations: setup, triggers and programs."""
+    trig: list[str] = []
+    for t in schema.tables:
+        trig.extend(triggers(t))
+    return {"format": FORMAT, "setup": setup_sql(), "triggers": trig, "programs": programs(schema)}

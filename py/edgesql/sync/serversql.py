@@ -1,0 +1,233 @@
+"""The SQL a primary runs: the change log, the clock, and its materialized tables.
+
+The same statements run in the embedded primary (serve.py, SQLite 3.54 via
+apsw) and in Cloudflare D1 (workerd's SQLite, 3.47), so they keep to what D1
+accepts: no BEGIN, no custom functions, no temp tables, at most
+:data:`MAX_PARAMS` bound parameters and :data:`MAX_SQL_BYTES` of SQL per
+statement. A page of changes is bound as ONE JSON parameter and expanded
+with ``json_each``; an AFTER INSERT trigger per table applies each change
+cell by cell (last writer wins on (HLC, replica)) and rebuilds the row from
+the clock, so the app's tables can be queried with plain SQL.
+
+A push is answered in three steps, each one statement:
+``check``   the page's problems (unknown table or column, stamps from the
+            future, a replica id used by another copy), as JSON;
+``push``    insert the page's good changes (a replayed seq changes nothing);
+``pull``    the next page of other replicas' changes after the cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .clientsql import ENC_ONE, EXISTS
+from .codec import POW2_DDL, POW2_FILL, POW2_INDEX, decode, key_decode, quote_ident, quote_text
+from .schema import Schema, Table
+
+__all__ = [
+    "CHECK",
+    "MAX_CELLS_BYTES",
+    "MAX_PARAMS",
+    "MAX_SQL_BYTES",
+    "PULL",
+    "PUSH",
+    "server_setup",
+]
+
+#: D1 binds at most 100 parameters per statement.
+MAX_PARAMS = 100
+#: D1 refuses SQL text over 100,000 bytes; generated statements must stay under it.
+MAX_SQL_BYTES = 100_000
+#: D1 refuses a string, BLOB or row over 2,000,000 bytes; one change's cells
+#: (stored as one TEXT) must stay under it, with room for the rest of its row.
+MAX_CELLS_BYTES = 1_900_000
+#: A stamp more than this far ahead of the primary's clock is refused: a device
+#: whose clock runs ahead would otherwise win every conflict for as long.
+MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+
+_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+
+
+def server_setup(schema: Schema, existing_triggers: Iterable[str] = ()) -> list[str]:
+    """The primary's own tables and its apply triggers for ``schema`` (idempotent).
+
+    ``existing_triggers`` names apply triggers already in the database (from an
+    older schema); they are dropped first.
+    """
+    out = [
+        POW2_DDL,
+        POW2_FILL,
+        POW2_INDEX,
+        "CREATE TABLE IF NOT EXISTS _edgesql_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "replica TEXT NOT NULL, rseq INTEGER NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT NULL, "
+        "hlc INTEGER NOT NULL, cells TEXT NOT NULL, txend INTEGER NOT NULL DEFAULT 0, UNIQUE (replica, rseq))",
+        "CREATE TABLE IF NOT EXISTS _edgesql_clock (tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT NOT NULL, "
+        "hlc INTEGER NOT NULL, replica TEXT NOT NULL, val TEXT NOT NULL, PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID",
+        # Which table/column names a change may carry (validation in SQL, same on every primary).
+        "CREATE TABLE IF NOT EXISTS _edgesql_columns (tbl TEXT NOT NULL, col TEXT NOT NULL, PRIMARY KEY (tbl, col)) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS _edgesql_tables (tbl TEXT PRIMARY KEY, npk INTEGER NOT NULL) WITHOUT ROWID",
+        "DELETE FROM _edgesql_columns",
+        "DELETE FROM _edgesql_tables",
+    ]
+    for t in schema.tables:
+        tl = quote_text(t.name)
+        out.append(f"INSERT INTO _edgesql_tables (tbl, npk) VALUES ({tl}, {len(t.pk)})")
+        for name in [c.name for c in t.value_columns] + [EXISTS]:
+            out.append(f"INSERT INTO _edgesql_columns (tbl, col) VALUES ({tl}, {quote_text(name)})")
+    # Apply triggers are rebuilt for the current schema; a stale one would name
+    # a table or column that is gone, and every push would fail to compile.
+    out.extend(f"DROP TRIGGER IF EXISTS {quote_ident(name)}" for name in existing_triggers)
+    for t in schema.tables:
+        out.append(f"DROP TRIGGER IF EXISTS {trigger_name(t)}")
+        out.append(apply_trigger(t))
+    return out
+
+
+def trigger_name(t: Table) -> str:
+    """The quoted name of table ``t``'s apply trigger."""
+    return quote_ident(f"_edgesql_apply_{t.name}")
+
+
+def apply_trigger(t: Table) -> str:
+    """The trigger that applies changes to table ``t``: LWW into the clock, then rebuild the row."""
+    tq = quote_ident(t.name)
+    tl = quote_text(t.name)
+
+    def clock(col: str) -> str:
+        return (
+            f"(SELECT val FROM _edgesql_clock WHERE tbl = {tl} AND pk = NEW.pk AND col = {quote_text(col)})"
+        )
+
+    cols = ", ".join(quote_ident(c.name) for c in t.columns)
+    values = ", ".join(
+        key_decode("NEW.pk", t.pk.index(c.name))
+        if c.name in t.pk
+        else (
+            f"coalesce({decode(clock(c.name))}, {c.default})"
+            if c.default is not None
+            else decode(clock(c.name))
+        )
+        for c in t.columns
+    )
+    pk_match = " AND ".join(f"{quote_ident(c)} IS {key_decode('NEW.pk', i)}" for i, c in enumerate(t.pk))
+    pkcols = ", ".join(quote_ident(c) for c in t.pk)
+    updates = ", ".join(f"{quote_ident(c.name)} = excluded.{quote_ident(c.name)}" for c in t.value_columns)
+    upsert = (
+        f"ON CONFLICT ({pkcols}) DO UPDATE SET {updates}" if updates else f"ON CONFLICT ({pkcols}) DO NOTHING"
+    )
+    return (
+        f"CREATE TRIGGER {trigger_name(t)} AFTER INSERT ON _edgesql_changes WHEN NEW.tbl = {tl} BEGIN "
+        "INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) "
+        "SELECT NEW.tbl, NEW.pk, j.key, NEW.hlc, NEW.replica, j.value FROM json_each(NEW.cells) j WHERE true "
+        "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val "
+        "WHERE (excluded.hlc, excluded.replica) > (_edgesql_clock.hlc, _edgesql_clock.replica); "
+        f"DELETE FROM {tq} WHERE {pk_match} AND {clock(EXISTS)} IS NOT '{ENC_ONE}'; "
+        f"INSERT INTO {tq} ({cols}) SELECT {values} WHERE {clock(EXISTS)} IS '{ENC_ONE}' {upsert}; "
+        "END"
+    )
+
+
+_VALID_KEY_PART = (
+    "k.type = 'text' AND ((substr(k.value, 1, 1) = 'i' AND CAST(CAST(substr(k.value, 2) AS INTEGER) AS TEXT) "
+    "= substr(k.value, 2)) OR (substr(k.value, 1, 1) IN ('t', 'b') AND length(k.value) % 2 = 1 "
+    "AND substr(k.value, 2) NOT GLOB '*[^0-9A-F]*'))"
+)
+_VALID_VALUE = (
+    "j.type = 'array' AND CASE j.value ->> '$[0]' "
+    "WHEN 'n' THEN json_array_length(j.value) = 1 "
+    "WHEN 'i' THEN json_array_length(j.value) = 2 AND CAST(CAST(j.value ->> '$[1]' AS INTEGER) AS TEXT) = j.value ->> '$[1]' "
+    "WHEN 't' THEN json_array_length(j.value) = 2 AND json_type(j.value, '$[1]') = 'text' "
+    "WHEN 'T' THEN json_array_length(j.value) = 2 AND length(j.value ->> '$[1]') % 2 = 0 "
+    "AND (j.value ->> '$[1]') NOT GLOB '*[^0-9A-F]*' "
+    "WHEN 'b' THEN json_array_length(j.value) = 2 AND length(j.value ->> '$[1]') % 2 = 0 "
+    "AND (j.value ->> '$[1]') NOT GLOB '*[^0-9A-F]*' "
+    "WHEN 'r' THEN (json_array_length(j.value) = 2 AND j.value ->> '$[1]' IN ('0', '-0', 'inf', '-inf')) "
+    "OR (json_array_length(j.value) = 3 AND CAST(CAST(j.value ->> '$[1]' AS INTEGER) AS TEXT) = j.value ->> '$[1]' "
+    "AND abs(CAST(j.value ->> '$[1]' AS INTEGER)) < 9007199254740992 "
+    "AND CAST(j.value ->> '$[2]' AS INTEGER) BETWEEN -1074 AND 1023 "
+    "AND CAST(CAST(j.value ->> '$[2]' AS INTEGER) AS TEXT) = j.value ->> '$[2]') "
+    "ELSE 0 END"
+)
+
+#: Problems with a pushed page, one JSON array of {"seq", "code", "reason"}.
+#: Params: ?1 page (JSON array of [seq, tbl, pk, hlc, cells, txend]), ?2 replica.
+#: The page's shape (an array of arrays) is checked by the transport first.
+CHECK = f"""
+SELECT coalesce(json_group_array(json_object('seq', seq, 'code', code, 'reason', reason)), '[]') FROM (
+  SELECT seq, code, CASE code
+      WHEN 'malformed' THEN 'the change is not [seq, table, key, hlc, {{column: value}}, txend] with edgesql''s encodings'
+      WHEN 'unknown_table' THEN 'no synced table ' || quote(tbl) || ' in the primary''s schema (version mismatch?)'
+      WHEN 'unknown_column' THEN 'table ' || quote(tbl) || ' has no synced column ' || quote(bad_col)
+      WHEN 'future_stamp' THEN 'the stamp is ' || (((hlc >> 16) - {_NOW_MS}) / 1000) || ' s ahead of the primary''s clock: fix this device''s clock'
+      WHEN 'replica_conflict' THEN 'another copy of this database already pushed different changes under this replica id'
+    END AS reason
+  FROM (
+    SELECT p.value ->> '$[0]' AS seq, p.value ->> '$[1]' AS tbl, CAST(p.value ->> '$[3]' AS INTEGER) AS hlc,
+      (SELECT j.key FROM json_each(p.value, '$[4]') j WHERE NOT EXISTS
+        (SELECT 1 FROM _edgesql_columns c WHERE c.tbl = p.value ->> '$[1]' AND c.col = j.key)) AS bad_col,
+      CASE
+        WHEN json_array_length(p.value) != 6 OR json_type(p.value, '$[0]') IS NOT 'integer'
+          OR p.value ->> '$[0]' < 1 OR json_type(p.value, '$[1]') IS NOT 'text'
+          OR json_type(p.value, '$[2]') IS NOT 'text' OR json_type(p.value, '$[3]') IS NOT 'text'
+          OR json_type(p.value, '$[4]') IS NOT 'object' OR json_type(p.value, '$[5]') NOT IN ('integer')
+          OR CAST(CAST(p.value ->> '$[3]' AS INTEGER) AS TEXT) IS NOT p.value ->> '$[3]'
+          OR CAST(p.value ->> '$[3]' AS INTEGER) < 0
+          OR NOT json_valid(p.value ->> '$[2]') OR json_type(p.value ->> '$[2]') IS NOT 'array'
+          THEN 'malformed'
+        WHEN NOT EXISTS (SELECT 1 FROM _edgesql_tables t WHERE t.tbl = p.value ->> '$[1]') THEN 'unknown_table'
+        WHEN json_array_length(p.value ->> '$[2]') != (SELECT npk FROM _edgesql_tables t WHERE t.tbl = p.value ->> '$[1]')
+          OR EXISTS (SELECT 1 FROM json_each(p.value ->> '$[2]') k WHERE NOT ({_VALID_KEY_PART}))
+          THEN 'malformed'
+        WHEN EXISTS (SELECT 1 FROM json_each(p.value, '$[4]') j WHERE NOT EXISTS
+          (SELECT 1 FROM _edgesql_columns c WHERE c.tbl = p.value ->> '$[1]' AND c.col = j.key)) THEN 'unknown_column'
+        WHEN NOT EXISTS (SELECT 1 FROM json_each(p.value, '$[4]'))
+          OR EXISTS (SELECT 1 FROM json_each(p.value, '$[4]') j WHERE NOT ({_VALID_VALUE})) THEN 'malformed'
+        WHEN (CAST(p.value ->> '$[3]' AS INTEGER) >> 16) > {_NOW_MS} + {MAX_CLOCK_SKEW_MS} THEN 'future_stamp'
+        WHEN EXISTS (SELECT 1 FROM _edgesql_changes x WHERE x.replica = ?2 AND x.rseq = p.value ->> '$[0]'
+          AND (x.tbl IS NOT p.value ->> '$[1]' OR x.pk IS NOT p.value ->> '$[2]'
+               OR x.hlc IS NOT CAST(p.value ->> '$[3]' AS INTEGER)))
+          THEN 'replica_conflict'
+      END AS code
+    FROM json_each(?1) p
+  )
+) WHERE code IS NOT NULL
+"""
+
+#: Insert a page's changes (those not excluded); a seq already stored changes nothing.
+#: Params: ?1 page, ?2 replica, ?3 JSON array of seqs to leave out.
+PUSH = """
+INSERT INTO _edgesql_changes (replica, rseq, tbl, pk, hlc, cells, txend)
+SELECT ?2, p.value ->> '$[0]', p.value ->> '$[1]', p.value ->> '$[2]', CAST(p.value ->> '$[3]' AS INTEGER),
+       json(p.value -> '$[4]'), coalesce(p.value ->> '$[5]', 0)
+FROM json_each(?1) p
+WHERE p.value ->> '$[0]' NOT IN (SELECT value FROM json_each(?3))
+ORDER BY p.key
+ON CONFLICT (replica, rseq) DO NOTHING
+"""
+
+#: The next page for a replica: other replicas' changes after the cursor, up to
+#: ?3 changes and about ?4 bytes, cut at the end of a transaction when one ends
+#: inside. Params: ?1 cursor, ?2 replica, ?3 limit, ?4 bytes.
+#: Returns the page (JSON), the new cursor, its size, and how many remain.
+PULL = """
+WITH page AS (
+  SELECT seq, replica, tbl, pk, hlc, cells, txend,
+         sum(length(cells) + length(pk) + length(tbl) + 80) OVER (ORDER BY seq) AS bytes
+  FROM _edgesql_changes WHERE seq > ?1 AND replica != ?2 ORDER BY seq LIMIT ?3
+), cut AS (
+  SELECT coalesce((SELECT max(seq) FROM page WHERE txend = 1 AND bytes <= ?4),
+                  (SELECT max(seq) FROM page WHERE bytes <= ?4),
+                  (SELECT min(seq) FROM page)) AS upto
+), sent AS (SELECT * FROM page, cut WHERE seq <= upto ORDER BY seq)
+SELECT coalesce((SELECT json_group_array(json_array(seq, replica, tbl, pk, CAST(hlc AS TEXT), json(cells), txend)) FROM sent), '[]'),
+       -- An empty page moves the cursor past this replica's own changes, but
+       -- only when nothing from others is left (a page can be empty because ?3 is 0).
+       coalesce((SELECT max(seq) FROM sent),
+                CASE WHEN EXISTS (SELECT 1 FROM _edgesql_changes WHERE seq > ?1 AND replica != ?2) THEN ?1
+                     ELSE (SELECT max(seq) FROM _edgesql_changes) END, ?1),
+       (SELECT count(*) FROM sent),
+       (SELECT count(*) FROM _edgesql_changes WHERE seq > coalesce((SELECT max(seq) FROM sent), ?1) AND replica != ?2)
+"""
+
+#: The primary's clock, as an HLC: replicas move theirs past it on every sync.
+SERVER_HLC = f"SELECT CAST(({_NOW_MS} << 16) AS TEXT)"
