@@ -19,10 +19,9 @@ from typing import Any
 
 import apsw
 
-from ..sync.clientsql import client_doc
 from ..sync.protocol import PULL_PAGE_BYTES, ProtocolError, SyncRequest
 from ..sync.schema import Migration, Schema, analyze
-from ..sync.serversql import CHECK, PULL, PUSH, SERVER_HLC, server_setup
+from ..sync.serversql import CHECK, PULL, PUSH, SERVER_HLC, schema_document, server_setup
 
 __all__ = ["Primary"]
 
@@ -48,46 +47,60 @@ class Primary:
         # One writer at a time: apsw connections are not for concurrent use.
         self._lock = threading.Lock()
         self.schema = self._migrate(migrations)
-        self.schema_doc = json.dumps(
-            {**json.loads(self.schema.to_json()), "client": client_doc(self.schema)}, separators=(",", ":")
-        )
+        self.schema_doc = schema_document(self.schema)
 
     def _migrate(self, migrations: tuple[Migration, ...]) -> Schema:
+        # Check the whole schema on a scratch database first, so a migration the
+        # sync model refuses never reaches the real file half applied.
+        scratch = apsw.Connection(":memory:")
+        for m in migrations:
+            scratch.execute(m.sql)
+        analyze(scratch, len(migrations), migrations)  # raises SchemaError, saying why
+        scratch.close()
+
         db = self._db
         db.execute(
             "CREATE TABLE IF NOT EXISTS _edgesql_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
             "sql TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
         )
         applied = {v: (n, s) for v, n, s in db.execute("SELECT version, name, sql FROM _edgesql_migrations")}
+        if len(applied) > len(migrations):
+            raise SystemExit(
+                f"{self.path} is at schema version {max(applied)}, ahead of the {len(migrations)} migrations given"
+            )
         for m in migrations:
-            if m.version in applied:
-                if applied[m.version][1] != m.sql:
-                    raise SystemExit(
-                        f"migration {m.version} ({m.name}) differs from the one applied to {self.path}; "
-                        "migrations are append-only: add a new NNNN_name.sql instead of editing an applied one"
-                    )
-                continue
+            if m.version in applied and applied[m.version][1] != m.sql:
+                raise SystemExit(
+                    f"migration {m.version} ({m.name}) differs from the one applied to {self.path}; "
+                    "migrations are append-only: add a new NNNN_name.sql instead of editing an applied one"
+                )
+        pending = [m for m in migrations if m.version not in applied]
+        if pending:
+            # The apply triggers name the app's tables and columns: drop them before
+            # a migration changes those, or the migration could fail on them.
+            with db:
+                for name in self._apply_triggers():
+                    db.execute(f'DROP TRIGGER "{name}"')
+        for m in pending:
             with db:
                 db.execute(m.sql)
                 db.execute(
                     "INSERT INTO _edgesql_migrations (version, name, sql) VALUES (?, ?, ?)",
                     (m.version, m.name, m.sql),
                 )
-        if len(applied) > len(migrations):
-            raise SystemExit(
-                f"{self.path} is at schema version {max(applied)}, ahead of the {len(migrations)} migrations given"
-            )
         schema = analyze(db, len(migrations), migrations)
-        existing = [
+        with db:
+            for sql in server_setup(schema, self._apply_triggers()):
+                db.execute(sql)
+        return schema
+
+    def _apply_triggers(self) -> list[str]:
+        return [
             r[0]
-            for r in db.execute(
+            for r in self._db.execute(
                 "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name LIKE '\\_edgesql\\_apply\\_%' ESCAPE '\\'"
             )
         ]
-        with db:
-            for sql in server_setup(schema, existing):
-                db.execute(sql)
-        return schema
 
     def close(self) -> None:
         """Close the database file."""

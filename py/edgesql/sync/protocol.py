@@ -31,6 +31,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "ProtocolError",
     "SyncRequest",
+    "change_problem",
     "parse_request",
 ]
 
@@ -46,7 +47,10 @@ MAX_PULL_LIMIT = 5_000
 DEFAULT_PULL_LIMIT = 2_000
 #: Bytes per pulled page (about; cut at a change boundary).
 PULL_PAGE_BYTES = 1_000_000
-_REPLICA = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+#: Seqs and cursors are safe integers (below 2^53), so JavaScript (the DB worker, the D1 Worker) holds them exactly.
+MAX_SEQ = 2**53 - 1
+#: A replica id (fullmatch: ``$`` alone would also accept a trailing newline).
+_REPLICA = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 class ProtocolError(Exception):
@@ -84,21 +88,84 @@ def _int(d: dict[str, Any], key: str, lo: int, hi: int) -> int:
     return v
 
 
+#: Why a change is refused before any SQL sees it (see :func:`change_problem`).
+NESTED = "the change nests arrays or objects where edgesql's encoding has none"
+NOT_UTF8 = "a TEXT value or key part given as hex is not valid UTF-8"
+
+
+def _utf8_hex(h: str) -> bool:
+    """False when ``h`` is hex whose bytes are not UTF-8 (text that is not hex is left to SQL)."""
+    try:
+        b = bytes.fromhex(h)
+    except ValueError:
+        return True
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def change_problem(c: list[Any]) -> str | None:
+    """What the transport refuses in one change before SQL sees it, else ``None``.
+
+    * Containers where the encoding has none (a change nests at most
+      ``[.., {column: [str, ...]}, ..]``): nothing recurses into them, so a
+      change nested a thousand levels deep is one malformed change, not a
+      crash of the JSON encoder or of SQLite's JSON parser.
+    * TEXT given as hex (a ``t`` key part, a ``T`` cell) that is not UTF-8:
+      SQLite would store it, and every reader of that row would then fail to
+      decode it (the primary's own, and every CPython replica's).
+
+    Everything else about a change's shape is checked by the shared SQL (CHECK).
+    The Worker in front of D1 runs the same function (``changeProblem`` in
+    cloudflare/src/protocol.js).
+    """
+    for i, x in enumerate(c):
+        if type(x) is list:
+            return NESTED
+        if type(x) is dict:
+            if i != 4:
+                return NESTED
+            for v in x.values():
+                if type(v) is dict:
+                    return NESTED
+                if type(v) is list:
+                    for e in v:
+                        if type(e) is list or type(e) is dict:
+                            return NESTED
+                    if len(v) == 2 and v[0] == "T" and type(v[1]) is str and not _utf8_hex(v[1]):
+                        return NOT_UTF8
+    pk = c[2] if len(c) > 2 else None
+    if type(pk) is str and '"t' in pk:
+        try:
+            parts = json.loads(pk)
+        except (ValueError, RecursionError):
+            return None  # not a key at all: CHECK refuses it as malformed
+        if type(parts) is list:
+            for part in parts:
+                if type(part) is str and part[:1] == "t" and not _utf8_hex(part[1:]):
+                    return NOT_UTF8
+    return None
+
+
 def parse_request(body: Any) -> SyncRequest:
     """Check a decoded request body; raise :class:`ProtocolError` saying what is wrong."""
     if not isinstance(body, dict):
         raise ProtocolError(400, "bad_request", "the body must be a JSON object")
-    if body.get("v") != PROTOCOL_VERSION:
+    # type() too: in Python True == 1 and 1.0 == 1, and JavaScript (the D1
+    # Worker runs this same check) cannot tell 1.0 from 1 after JSON.parse.
+    if type(body.get("v")) is not int or body["v"] != PROTOCOL_VERSION:
         raise ProtocolError(
             400,
             "unsupported_version",
             f"this primary speaks protocol v{PROTOCOL_VERSION}, not {body.get('v')!r}: update edgesql",
         )
     replica = body.get("replica")
-    if not isinstance(replica, str) or not _REPLICA.match(replica):
+    if not isinstance(replica, str) or not _REPLICA.fullmatch(replica):
         raise ProtocolError(400, "bad_request", "'replica' must be 8-64 characters of [A-Za-z0-9_-]")
     schema = _int(body, "schema", 0, 2**31)
-    cursor = _int(body, "cursor", 0, 2**53)
+    cursor = _int(body, "cursor", 0, MAX_SEQ)
     limit = body.get("limit", DEFAULT_PULL_LIMIT)
     if type(limit) is not int or not 0 <= limit <= MAX_PULL_LIMIT:
         raise ProtocolError(400, "bad_request", f"'limit' must be an integer from 0 to {MAX_PULL_LIMIT}")
@@ -111,17 +178,52 @@ def parse_request(body: Any) -> SyncRequest:
         )
     too_large = []
     kept = []
-    for c in changes:
+    seen: set[int] = set()
+    for i, c in enumerate(changes):
+        # The seq is what acknowledgements and rejections name: without one, a bad
+        # change could not be rejected on its own, so the whole request is refused.
+        seq = c[0] if c else None
+        if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+            raise ProtocolError(
+                400,
+                "bad_request",
+                f"changes[{i}][0] must be the change's seq, an integer from 1 to {MAX_SEQ}",
+            )
+        # Twice in one page, a seq would name two changes: the second would be dropped
+        # as a replay of the first, and acknowledged. No replica sends that.
+        if seq in seen:
+            raise ProtocolError(
+                400,
+                "bad_request",
+                f"changes[{i}][0]: seq {seq} appears twice in the page; each change has its own",
+            )
+        seen.add(seq)
+        problem = change_problem(c)
+        if problem is not None:
+            too_large.append({"seq": seq, "code": "malformed", "reason": problem})
+            continue
         cells = c[4] if len(c) > 4 else None
-        size = (
-            len(json.dumps(cells, separators=(",", ":"), ensure_ascii=False).encode())
-            if cells is not None
-            else 0
-        )
+        try:
+            size = (
+                len(json.dumps(cells, separators=(",", ":"), ensure_ascii=False).encode())
+                if cells is not None
+                else 0
+            )
+            json.dumps(c[:4], ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            # JSON can carry a lone surrogate (\ud800); no SQLite TEXT can hold one.
+            too_large.append(
+                {
+                    "seq": seq,
+                    "code": "malformed",
+                    "reason": "a string in the change is not valid Unicode (it holds a lone surrogate)",
+                }
+            )
+            continue
         if size > MAX_CELLS_BYTES:
             too_large.append(
                 {
-                    "seq": c[0] if c and type(c[0]) is int else None,
+                    "seq": seq,
                     "code": "too_large",
                     "reason": f"the change is {size} bytes; a primary stores at most {MAX_CELLS_BYTES} "
                     "per change (D1 refuses values over 2 MB): store large files elsewhere and keep a reference",

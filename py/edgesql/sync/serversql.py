@@ -18,9 +18,10 @@ A push is answered in three steps, each one statement:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
-from .clientsql import ENC_ONE, EXISTS
+from .clientsql import EXISTS, client_doc
 from .codec import POW2_DDL, POW2_FILL, POW2_INDEX, decode, key_decode, quote_ident, quote_text
 from .schema import Schema, Table
 
@@ -31,6 +32,8 @@ __all__ = [
     "MAX_SQL_BYTES",
     "PULL",
     "PUSH",
+    "SERVER_HLC",
+    "schema_document",
     "server_setup",
 ]
 
@@ -48,6 +51,15 @@ MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
 _NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 
 
+def schema_document(schema: Schema) -> str:
+    """The schema document a primary serves at ``GET /sync/schema``: the schema and the client's SQL.
+
+    Every primary serves exactly this text (the Cloudflare Worker gets it from
+    its generated bundle), so a replica cannot tell which primary it talks to.
+    """
+    return json.dumps({**json.loads(schema.to_json()), "client": client_doc(schema)}, separators=(",", ":"))
+
+
 def server_setup(schema: Schema, existing_triggers: Iterable[str] = ()) -> list[str]:
     """The primary's own tables and its apply triggers for ``schema`` (idempotent).
 
@@ -61,8 +73,10 @@ def server_setup(schema: Schema, existing_triggers: Iterable[str] = ()) -> list[
         "CREATE TABLE IF NOT EXISTS _edgesql_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
         "replica TEXT NOT NULL, rseq INTEGER NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT NULL, "
         "hlc INTEGER NOT NULL, cells TEXT NOT NULL, txend INTEGER NOT NULL DEFAULT 0, UNIQUE (replica, rseq))",
+        # The winning stamp and (decoded) value of every cell; val has no type
+        # affinity, so every storage class stays as it came.
         "CREATE TABLE IF NOT EXISTS _edgesql_clock (tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT NOT NULL, "
-        "hlc INTEGER NOT NULL, replica TEXT NOT NULL, val TEXT NOT NULL, PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID",
+        "hlc INTEGER NOT NULL, replica TEXT NOT NULL, val, PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID",
         # Which table/column names a change may carry (validation in SQL, same on every primary).
         "CREATE TABLE IF NOT EXISTS _edgesql_columns (tbl TEXT NOT NULL, col TEXT NOT NULL, PRIMARY KEY (tbl, col)) WITHOUT ROWID",
         "CREATE TABLE IF NOT EXISTS _edgesql_tables (tbl TEXT PRIMARY KEY, npk INTEGER NOT NULL) WITHOUT ROWID",
@@ -89,40 +103,53 @@ def trigger_name(t: Table) -> str:
 
 
 def apply_trigger(t: Table) -> str:
-    """The trigger that applies changes to table ``t``: LWW into the clock, then rebuild the row."""
+    """The trigger that applies changes to table ``t``: LWW into the clock, then rebuild the row.
+
+    The primary's clock keeps each winning value decoded, so rebuilding a
+    row reads plain values: each incoming cell is decoded once, on arrival.
+    """
     tq = quote_ident(t.name)
     tl = quote_text(t.name)
-
-    def clock(col: str) -> str:
-        return (
-            f"(SELECT val FROM _edgesql_clock WHERE tbl = {tl} AND pk = NEW.pk AND col = {quote_text(col)})"
-        )
-
+    value_names = [c.name for c in t.value_columns]
     cols = ", ".join(quote_ident(c.name) for c in t.columns)
     values = ", ".join(
         key_decode("NEW.pk", t.pk.index(c.name))
         if c.name in t.pk
         else (
-            f"coalesce({decode(clock(c.name))}, {c.default})"
+            f"CASE WHEN w.{quote_ident('?' + c.name)} THEN w.{quote_ident(c.name)} ELSE {c.default} END"
             if c.default is not None
-            else decode(clock(c.name))
+            else f"w.{quote_ident(c.name)}"
         )
         for c in t.columns
     )
+    # One row per key: each column's value, and whether the clock has that cell at all.
+    picks = ", ".join(
+        f"max(CASE WHEN col = {quote_text(c)} THEN val END) AS {quote_ident(c)}, "
+        f"max(col = {quote_text(c)}) AS {quote_ident('?' + c)}"
+        for c in value_names
+    )
+    picks = (
+        picks + ", " if picks else ""
+    ) + f"max(CASE WHEN col = {quote_text(EXISTS)} THEN val END) AS {quote_ident(EXISTS)}"
+    row = f"(SELECT {picks} FROM _edgesql_clock WHERE tbl = {tl} AND pk = NEW.pk)"
     pk_match = " AND ".join(f"{quote_ident(c)} IS {key_decode('NEW.pk', i)}" for i, c in enumerate(t.pk))
     pkcols = ", ".join(quote_ident(c) for c in t.pk)
-    updates = ", ".join(f"{quote_ident(c.name)} = excluded.{quote_ident(c.name)}" for c in t.value_columns)
+    updates = ", ".join(f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in value_names)
     upsert = (
         f"ON CONFLICT ({pkcols}) DO UPDATE SET {updates}" if updates else f"ON CONFLICT ({pkcols}) DO NOTHING"
+    )
+    exists = (
+        f"(SELECT val FROM _edgesql_clock WHERE tbl = {tl} AND pk = NEW.pk AND col = {quote_text(EXISTS)})"
     )
     return (
         f"CREATE TRIGGER {trigger_name(t)} AFTER INSERT ON _edgesql_changes WHEN NEW.tbl = {tl} BEGIN "
         "INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) "
-        "SELECT NEW.tbl, NEW.pk, j.key, NEW.hlc, NEW.replica, j.value FROM json_each(NEW.cells) j WHERE true "
+        f"SELECT NEW.tbl, NEW.pk, j.key, NEW.hlc, NEW.replica, {decode('j.value')} FROM json_each(NEW.cells) j WHERE true "
         "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val "
         "WHERE (excluded.hlc, excluded.replica) > (_edgesql_clock.hlc, _edgesql_clock.replica); "
-        f"DELETE FROM {tq} WHERE {pk_match} AND {clock(EXISTS)} IS NOT '{ENC_ONE}'; "
-        f"INSERT INTO {tq} ({cols}) SELECT {values} WHERE {clock(EXISTS)} IS '{ENC_ONE}' {upsert}; "
+        f"DELETE FROM {tq} WHERE {pk_match} AND {exists} IS NOT 1; "
+        f"INSERT INTO {tq} ({cols}) SELECT {values} FROM {row} w "
+        f"WHERE w.{quote_ident(EXISTS)} IS 1 {upsert}; "
         "END"
     )
 
@@ -151,46 +178,49 @@ _VALID_VALUE = (
 
 #: Problems with a pushed page, one JSON array of {"seq", "code", "reason"}.
 #: Params: ?1 page (JSON array of [seq, tbl, pk, hlc, cells, txend]), ?2 replica.
-#: The page's shape (an array of arrays) is checked by the transport first.
+#: The page's shape (an array of arrays) is checked by the transport first. Each
+#: change's fields are extracted once (MATERIALIZED), then checked in order.
 CHECK = f"""
-SELECT coalesce(json_group_array(json_object('seq', seq, 'code', code, 'reason', reason)), '[]') FROM (
-  SELECT seq, code, CASE code
-      WHEN 'malformed' THEN 'the change is not [seq, table, key, hlc, {{column: value}}, txend] with edgesql''s encodings'
-      WHEN 'unknown_table' THEN 'no synced table ' || quote(tbl) || ' in the primary''s schema (version mismatch?)'
-      WHEN 'unknown_column' THEN 'table ' || quote(tbl) || ' has no synced column ' || quote(bad_col)
-      WHEN 'future_stamp' THEN 'the stamp is ' || (((hlc >> 16) - {_NOW_MS}) / 1000) || ' s ahead of the primary''s clock: fix this device''s clock'
-      WHEN 'replica_conflict' THEN 'another copy of this database already pushed different changes under this replica id'
-    END AS reason
-  FROM (
-    SELECT p.value ->> '$[0]' AS seq, p.value ->> '$[1]' AS tbl, CAST(p.value ->> '$[3]' AS INTEGER) AS hlc,
-      (SELECT j.key FROM json_each(p.value, '$[4]') j WHERE NOT EXISTS
-        (SELECT 1 FROM _edgesql_columns c WHERE c.tbl = p.value ->> '$[1]' AND c.col = j.key)) AS bad_col,
-      CASE
-        WHEN json_array_length(p.value) != 6 OR json_type(p.value, '$[0]') IS NOT 'integer'
-          OR p.value ->> '$[0]' < 1 OR json_type(p.value, '$[1]') IS NOT 'text'
-          OR json_type(p.value, '$[2]') IS NOT 'text' OR json_type(p.value, '$[3]') IS NOT 'text'
-          OR json_type(p.value, '$[4]') IS NOT 'object' OR json_type(p.value, '$[5]') NOT IN ('integer')
-          OR CAST(CAST(p.value ->> '$[3]' AS INTEGER) AS TEXT) IS NOT p.value ->> '$[3]'
-          OR CAST(p.value ->> '$[3]' AS INTEGER) < 0
-          OR NOT json_valid(p.value ->> '$[2]') OR json_type(p.value ->> '$[2]') IS NOT 'array'
-          THEN 'malformed'
-        WHEN NOT EXISTS (SELECT 1 FROM _edgesql_tables t WHERE t.tbl = p.value ->> '$[1]') THEN 'unknown_table'
-        WHEN json_array_length(p.value ->> '$[2]') != (SELECT npk FROM _edgesql_tables t WHERE t.tbl = p.value ->> '$[1]')
-          OR EXISTS (SELECT 1 FROM json_each(p.value ->> '$[2]') k WHERE NOT ({_VALID_KEY_PART}))
-          THEN 'malformed'
-        WHEN EXISTS (SELECT 1 FROM json_each(p.value, '$[4]') j WHERE NOT EXISTS
-          (SELECT 1 FROM _edgesql_columns c WHERE c.tbl = p.value ->> '$[1]' AND c.col = j.key)) THEN 'unknown_column'
-        WHEN NOT EXISTS (SELECT 1 FROM json_each(p.value, '$[4]'))
-          OR EXISTS (SELECT 1 FROM json_each(p.value, '$[4]') j WHERE NOT ({_VALID_VALUE})) THEN 'malformed'
-        WHEN (CAST(p.value ->> '$[3]' AS INTEGER) >> 16) > {_NOW_MS} + {MAX_CLOCK_SKEW_MS} THEN 'future_stamp'
-        WHEN EXISTS (SELECT 1 FROM _edgesql_changes x WHERE x.replica = ?2 AND x.rseq = p.value ->> '$[0]'
-          AND (x.tbl IS NOT p.value ->> '$[1]' OR x.pk IS NOT p.value ->> '$[2]'
-               OR x.hlc IS NOT CAST(p.value ->> '$[3]' AS INTEGER)))
-          THEN 'replica_conflict'
-      END AS code
-    FROM json_each(?1) p
-  )
-) WHERE code IS NOT NULL
+WITH ch AS MATERIALIZED (
+  SELECT p.value AS v, p.value ->> '$[0]' AS seq, p.value ->> '$[1]' AS tbl, p.value ->> '$[2]' AS pk,
+         p.value ->> '$[3]' AS hlc_text, json_type(p.value, '$[4]') AS cells_type,
+         json_array_length(p.value) AS n, json_type(p.value, '$[0]') AS seq_type,
+         json_type(p.value, '$[1]') AS tbl_type, json_type(p.value, '$[2]') AS pk_type,
+         json_type(p.value, '$[3]') AS hlc_type, json_type(p.value, '$[5]') AS txend_type
+  FROM json_each(?1) p
+), coded AS (
+  SELECT seq, tbl, hlc_text, v,
+    CASE
+      WHEN n != 6 OR seq_type IS NOT 'integer' OR seq < 1 OR tbl_type IS NOT 'text' OR pk_type IS NOT 'text'
+        OR hlc_type IS NOT 'text' OR cells_type IS NOT 'object' OR txend_type IS NOT 'integer'
+        OR CAST(CAST(hlc_text AS INTEGER) AS TEXT) IS NOT hlc_text OR CAST(hlc_text AS INTEGER) < 0
+        OR NOT json_valid(pk) OR json_type(pk) IS NOT 'array'
+        THEN 'malformed'
+      WHEN NOT EXISTS (SELECT 1 FROM _edgesql_tables t WHERE t.tbl = ch.tbl) THEN 'unknown_table'
+      WHEN json_array_length(pk) != (SELECT npk FROM _edgesql_tables t WHERE t.tbl = ch.tbl)
+        OR EXISTS (SELECT 1 FROM json_each(pk) k WHERE NOT ({_VALID_KEY_PART}))
+        THEN 'malformed'
+      WHEN EXISTS (SELECT 1 FROM json_each(v, '$[4]') j LEFT JOIN _edgesql_columns c ON c.tbl = ch.tbl AND c.col = j.key
+                   WHERE c.col IS NULL) THEN 'unknown_column'
+      WHEN NOT EXISTS (SELECT 1 FROM json_each(v, '$[4]'))
+        OR EXISTS (SELECT 1 FROM json_each(v, '$[4]') j WHERE NOT ({_VALID_VALUE})) THEN 'malformed'
+      WHEN (CAST(hlc_text AS INTEGER) >> 16) > {_NOW_MS} + {MAX_CLOCK_SKEW_MS} THEN 'future_stamp'
+      WHEN EXISTS (SELECT 1 FROM _edgesql_changes x WHERE x.replica = ?2 AND x.rseq = ch.seq
+        AND (x.tbl IS NOT ch.tbl OR x.pk IS NOT ch.pk OR x.hlc IS NOT CAST(ch.hlc_text AS INTEGER)))
+        THEN 'replica_conflict'
+    END AS code
+  FROM ch
+)
+SELECT coalesce(json_group_array(json_object('seq', seq, 'code', code, 'reason', CASE code
+    WHEN 'malformed' THEN 'the change is not [seq, table, key, hlc, {{column: value}}, txend] with edgesql''s encodings'
+    WHEN 'unknown_table' THEN 'no synced table ' || quote(tbl) || ' in the primary''s schema (version mismatch?)'
+    WHEN 'unknown_column' THEN 'table ' || quote(tbl) || ' has no synced column ' || quote(
+      (SELECT j.key FROM json_each(v, '$[4]') j LEFT JOIN _edgesql_columns c ON c.tbl = coded.tbl AND c.col = j.key
+       WHERE c.col IS NULL LIMIT 1))
+    WHEN 'future_stamp' THEN 'the stamp is ' || (((CAST(hlc_text AS INTEGER) >> 16) - {_NOW_MS}) / 1000) || ' s ahead of the primary''s clock: fix this device''s clock'
+    WHEN 'replica_conflict' THEN 'another copy of this database already pushed different changes under this replica id'
+  END)), '[]')
+FROM coded WHERE code IS NOT NULL
 """
 
 #: Insert a page's changes (those not excluded); a seq already stored changes nothing.
@@ -208,26 +238,30 @@ ON CONFLICT (replica, rseq) DO NOTHING
 #: The next page for a replica: other replicas' changes after the cursor, up to
 #: ?3 changes and about ?4 bytes, cut at the end of a transaction when one ends
 #: inside. Params: ?1 cursor, ?2 replica, ?3 limit, ?4 bytes.
-#: Returns the page (JSON), the new cursor, its size, and how many remain.
+#: Returns the page (JSON), the new cursor, its size, and how many remain, named
+#: (D1 hands rows to JavaScript as objects keyed by column name).
+#: Sizes are UTF-8 bytes (``length(CAST(x AS BLOB))``), not characters: D1's
+#: 2,000,000-byte limit on a value counts bytes, and a page of 4-byte characters
+#: measured in characters would be four times over it.
 PULL = """
 WITH page AS (
   SELECT seq, replica, tbl, pk, hlc, cells, txend,
-         sum(length(cells) + length(pk) + length(tbl) + 80) OVER (ORDER BY seq) AS bytes
+         sum(length(CAST(cells AS BLOB)) + length(pk) + length(CAST(tbl AS BLOB)) + 80) OVER (ORDER BY seq) AS bytes
   FROM _edgesql_changes WHERE seq > ?1 AND replica != ?2 ORDER BY seq LIMIT ?3
 ), cut AS (
   SELECT coalesce((SELECT max(seq) FROM page WHERE txend = 1 AND bytes <= ?4),
                   (SELECT max(seq) FROM page WHERE bytes <= ?4),
                   (SELECT min(seq) FROM page)) AS upto
 ), sent AS (SELECT * FROM page, cut WHERE seq <= upto ORDER BY seq)
-SELECT coalesce((SELECT json_group_array(json_array(seq, replica, tbl, pk, CAST(hlc AS TEXT), json(cells), txend)) FROM sent), '[]'),
+SELECT coalesce((SELECT json_group_array(json_array(seq, replica, tbl, pk, CAST(hlc AS TEXT), json(cells), txend)) FROM sent), '[]') AS page,
        -- An empty page moves the cursor past this replica's own changes, but
        -- only when nothing from others is left (a page can be empty because ?3 is 0).
        coalesce((SELECT max(seq) FROM sent),
                 CASE WHEN EXISTS (SELECT 1 FROM _edgesql_changes WHERE seq > ?1 AND replica != ?2) THEN ?1
-                     ELSE (SELECT max(seq) FROM _edgesql_changes) END, ?1),
-       (SELECT count(*) FROM sent),
-       (SELECT count(*) FROM _edgesql_changes WHERE seq > coalesce((SELECT max(seq) FROM sent), ?1) AND replica != ?2)
+                     ELSE (SELECT max(seq) FROM _edgesql_changes) END, ?1) AS next_cursor,
+       (SELECT count(*) FROM sent) AS n,
+       (SELECT count(*) FROM _edgesql_changes WHERE seq > coalesce((SELECT max(seq) FROM sent), ?1) AND replica != ?2) AS remaining
 """
 
 #: The primary's clock, as an HLC: replicas move theirs past it on every sync.
-SERVER_HLC = f"SELECT CAST(({_NOW_MS} << 16) AS TEXT)"
+SERVER_HLC = f"SELECT CAST(({_NOW_MS} << 16) AS TEXT) AS hlc"

@@ -1,0 +1,52 @@
+// CORS for the app's own origin only (EDGESQL_ALLOWED_ORIGIN, e.g. "https://app.example.com";
+// several separated by spaces). Other origins get no CORS headers, and their preflight a 403.
+
+/**
+ * @param {{EDGESQL_ALLOWED_ORIGIN?: string}} env
+ * @returns {Set<string>}
+ */
+export function allowedOrigins(env) {
+  return new Set((env.EDGESQL_ALLOWED_ORIGIN ?? "").split(/[\s,]+/).filter(Boolean));
+}
+
+/**
+ * Headers that let the request's origin read the answer, or {} when it may not.
+ * @param {Request} request
+ * @param {Set<string>} origins
+ * @returns {Record<string, string>}
+ */
+export function corsHeaders(request, origins) {
+  const origin = request.headers.get("origin");
+  if (!origin || !origins.has(origin)) return { vary: "Origin" };
+  return {
+    "access-control-allow-origin": origin,
+    "access-control-expose-headers": "retry-after",
+    vary: "Origin",
+  };
+}
+
+/**
+ * The answer to a preflight (OPTIONS) request.
+ * @param {Request} request
+ * @param {Set<string>} origins
+ * @returns {Response}
+ */
+export function preflight(request, origins) {
+  const origin = request.headers.get("origin");
+  if (!origin || !origins.has(origin)) {
+    const message = origin
+      ? `origin ${origin} may not call this Worker: add it to EDGESQL_ALLOWED_ORIGIN`
+      : "a preflight request needs an Origin header";
+    return Response.json({ error: "forbidden_origin", message }, { status: 403, headers: { vary: "Origin" } });
+  }
+  return new Response(null, {
+    status: 204,
+    headers: {
+      "access-control-allow-origin": origin,
+      "access-control-allow-methods": "GET, POST",
+      "access-control-allow-headers": "authorization, content-type",
+      "access-control-max-age": "86400",
+      vary: "Origin",
+    },
+  });
+}

@@ -1,0 +1,163 @@
+// edgesql's primary on Cloudflare: a Worker in front of one D1 database.
+//
+// It speaks exactly the /sync protocol of the embedded primary (serve.py):
+//   POST /sync          push a page of changes, get the next page of others' changes
+//   GET  /sync/schema   the schema document (migrations and the client's SQL)
+// Errors are {"error": code, "message": ...} with the embedded primary's statuses
+// and codes. Apart from authentication and validation it decides nothing: the SQL
+// comes from generated/bundle.json, written by `python -m edgesql d1-migrations`.
+//
+// Environment (wrangler.toml [vars], secrets, or .dev.vars locally):
+//   DB                      the D1 binding
+//   EDGESQL_TOKEN           secret: the bearer token(s) apps must send (space-separated)
+//   EDGESQL_ALLOWED_ORIGIN  the app's origin(s) for CORS, e.g. https://app.example.com
+//   EDGESQL_ALLOW_ANONYMOUS "true" to sync without a token (local development only)
+//   EDGESQL_D1_QUERY_LIMIT  D1 queries per invocation: 1000 (Paid, default) or 50 (Free)
+
+import { authorized, tokens } from "./auth.js";
+import { BUNDLE } from "./bundle.js";
+import { allowedOrigins, corsHeaders, preflight } from "./cors.js";
+import { MIGRATION_CHECK_QUERIES, queryLimit } from "./limits.js";
+import { D1Primary } from "./primary.js";
+import { ProtocolError, decodeBody, parseRequest, readBody } from "./protocol.js";
+
+/**
+ * @typedef {object} Env
+ * @property {D1Database} DB
+ * @property {string} [EDGESQL_TOKEN]
+ * @property {string} [EDGESQL_ALLOWED_ORIGIN]
+ * @property {string} [EDGESQL_ALLOW_ANONYMOUS]
+ * @property {string} [EDGESQL_D1_QUERY_LIMIT]
+ */
+
+const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
+
+/** Set once this isolate has seen D1 at the bundle's schema version and server setup. */
+let migrated = false;
+
+/**
+ * @param {number} status
+ * @param {string} body
+ * @param {Record<string, string>} extra
+ */
+function reply(status, body, extra) {
+  return new Response(body, { status, headers: { ...JSON_HEADERS, ...extra } });
+}
+
+/**
+ * @param {ProtocolError} e
+ * @param {Record<string, string>} extra
+ */
+function error(e, extra) {
+  return reply(e.status, JSON.stringify(e.body()), extra);
+}
+
+/**
+ * Has D1 been migrated to what this Worker's bundle expects? Throws a 503 saying what to run.
+ * @param {D1Database} db
+ * @returns {Promise<number>} the D1 queries it made (none once this isolate has seen it)
+ */
+async function checkMigrated(db) {
+  if (migrated) return 0;
+  const table = await db
+    .prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table' AND name = '_edgesql_primary'")
+    .first("n");
+  const row = table
+    ? /** @type {{schema_version: number, setup: string} | null} */ (
+        await db.prepare("SELECT schema_version, setup FROM _edgesql_primary WHERE id = 1").first()
+      )
+    : null;
+  if (row && row.schema_version === BUNDLE.schema_version && row.setup === BUNDLE.setup) {
+    migrated = true;
+    return MIGRATION_CHECK_QUERIES;
+  }
+  const state = row ? `at schema version ${row.schema_version} (server setup ${row.setup})` : "not migrated";
+  const fix =
+    row && row.schema_version > BUNDLE.schema_version
+      ? "deploy the Worker generated from the newer schema (python -m edgesql d1-migrations, then wrangler deploy)"
+      : "apply the migrations: wrangler d1 migrations apply <database> --remote";
+  throw new ProtocolError(
+    503,
+    "not_migrated",
+    `the D1 database is ${state}, but this Worker was built for schema version ${BUNDLE.schema_version} ` +
+      `(server setup ${BUNDLE.setup}): ${fix}`,
+  );
+}
+
+/**
+ * @param {Request} request
+ * @param {Env} env
+ * @returns {Promise<Response>}
+ */
+async function handle(request, env) {
+  const path = new URL(request.url).pathname;
+  const route = path === "/sync" ? "sync" : path === "/sync/schema" ? "schema" : null;
+  const origins = allowedOrigins(env);
+  const cors = corsHeaders(request, origins);
+  if (route === null) {
+    const message = `no ${path} here: the sync endpoints are /sync and /sync/schema`;
+    return error(new ProtocolError(404, "not_found", message), cors);
+  }
+  if (request.method === "OPTIONS") return preflight(request, origins);
+  const method = route === "sync" ? "POST" : "GET";
+  if (request.method !== method && !(method === "GET" && request.method === "HEAD")) {
+    return error(new ProtocolError(405, "method_not_allowed", `${path} takes ${method}`), { ...cors, allow: method });
+  }
+  const accepted = tokens(env);
+  if (accepted === null) {
+    return error(
+      new ProtocolError(
+        500,
+        "not_configured",
+        "the Worker has no token: set one with `wrangler secret put EDGESQL_TOKEN` " +
+          "(or EDGESQL_ALLOW_ANONYMOUS=true for local development)",
+      ),
+      cors,
+    );
+  }
+  if (!(await authorized(request.headers.get("authorization"), accepted))) {
+    return error(
+      new ProtocolError(
+        401,
+        "unauthorized",
+        "send the app's token as 'Authorization: Bearer <token>' (connect(auth_token=...))",
+      ),
+      cors,
+    );
+  }
+  try {
+    if (route === "schema") {
+      await checkMigrated(env.DB);
+      return reply(200, BUNDLE.schema_doc, cors);
+    }
+    const limits = BUNDLE.protocol;
+    const raw = await readBody(request, limits.max_request_bytes);
+    if (raw === null) {
+      throw new ProtocolError(413, "too_large", `a sync request is at most ${limits.max_request_bytes} bytes`);
+    }
+    const req = parseRequest(decodeBody(raw), limits);
+    const used = await checkMigrated(env.DB);
+    const body = await new D1Primary(env.DB, BUNDLE, queryLimit(env) - used).sync(req);
+    return reply(200, body, cors);
+  } catch (e) {
+    if (e instanceof ProtocolError) return error(e, cors);
+    // D1 failed (overloaded, restarting, a bug). Batches are atomic, so whatever was
+    // committed is whole batches, which a retry replays harmlessly; the client backs off.
+    console.error("edgesql: /sync failed:", e instanceof Error ? e.message : e);
+    const message = e instanceof Error ? e.message : String(e);
+    return error(new ProtocolError(503, "primary_unavailable", `D1 failed: ${message}; retry later`), {
+      ...cors,
+      "retry-after": "1",
+    });
+  }
+}
+
+export default {
+  /**
+   * @param {Request} request
+   * @param {Env} env
+   */
+  fetch(request, env) {
+    return handle(request, env);
+  },
+};

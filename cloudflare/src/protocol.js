@@ -1,0 +1,360 @@
+// The sync protocol's transport checks: a faithful port of py/edgesql/sync/protocol.py.
+//
+// Every primary runs these before any SQL; the rest of validation is the shared
+// SQL (serversql.CHECK, in the bundle). The numbers come from the bundle, which
+// the generator copies from protocol.py, so both primaries refuse the same
+// requests with the same status and code.
+//
+// One JavaScript detail: JSON.parse turns `1.0` into 1 and 2^60 into an inexact
+// double, where Python keeps a float and an exact int. The reviver below keeps
+// every number that is not a safe integer as its source text (JSON.rawJSON), so
+// the type checks refuse what Python refuses, and the page bound to D1 carries
+// the digits the client sent.
+
+/** @typedef {import("./bundle.js").Limits} Limits */
+
+/**
+ * A request the primary refuses as a whole: status, code and message for the client.
+ */
+export class ProtocolError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   */
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+
+  /** @returns {{error: string, message: string}} the JSON error body */
+  body() {
+    return { error: this.code, message: this.message };
+  }
+}
+
+/**
+ * A request that passed the transport checks.
+ * @typedef {object} SyncRequest
+ * @property {string} replica
+ * @property {number} schema
+ * @property {number} cursor
+ * @property {unknown[][]} changes the changes small enough to store (each [seq, table, key, hlc, cells, txend])
+ * @property {number} limit
+ * @property {{seq: number, code: string, reason: string}[]} tooLarge rejections of the others
+ */
+
+const encoder = new TextEncoder();
+
+/**
+ * Does ``text`` hold a number literal (outside strings) that is not a plain safe integer?
+ * A scan is ~20 times cheaper than a reviver, which a request almost never needs.
+ * @param {string} text
+ */
+function hasInexactNumber(text) {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34 /* " */) {
+      for (i = text.indexOf('"', i + 1); i > 0; i = text.indexOf('"', i + 1)) {
+        let slashes = 0;
+        while (text.charCodeAt(i - 1 - slashes) === 92 /* \ */) slashes++;
+        if (slashes % 2 === 0) break;
+      }
+      if (i < 0) return false; // an unterminated string: JSON.parse will refuse it
+    } else if (c === 45 /* - */ || (c >= 48 && c <= 57)) {
+      let j = i + 1;
+      while (j < text.length && /[0-9.eE+-]/.test(text[j])) j++;
+      const literal = text.slice(i, j);
+      if (/[.eE]/.test(literal) || !Number.isSafeInteger(Number(literal))) return true;
+      i = j - 1;
+    }
+  }
+  return false;
+}
+
+/**
+ * JSON.parse, keeping numbers that are not safe integers as their source text.
+ * @param {string} text
+ * @returns {unknown}
+ */
+export function parseJson(text) {
+  if (!hasInexactNumber(text)) return JSON.parse(text);
+  return JSON.parse(text, /** @type {any} */ (keepSource));
+}
+
+/**
+ * A JSON.parse reviver (with the source text access of ES2025): a number that is not a
+ * safe integer stays its source text, which JSON.stringify writes back unchanged.
+ * @param {string} _key
+ * @param {unknown} value
+ * @param {{source: string}} context
+ */
+function keepSource(_key, value, context) {
+  return typeof value === "number" && (!Number.isSafeInteger(value) || /[.eE]/.test(context.source))
+    ? JSON.rawJSON(context.source)
+    : value;
+}
+
+/**
+ * Python's ``type(v) is int``: a JSON integer (after parseJson, a safe integer number).
+ * @param {unknown} v
+ * @returns {v is number}
+ */
+export function isInt(v) {
+  return typeof v === "number" && Number.isInteger(v);
+}
+
+/**
+ * Python's repr-ish rendering of a value for messages (JSON text, cut at 40 characters).
+ * @param {unknown} v
+ */
+function show(v) {
+  const text = v === undefined ? "None" : JSON.stringify(v) ?? String(v);
+  return text.length > 40 ? text.slice(0, 40) : text;
+}
+
+/**
+ * @param {Record<string, unknown>} d
+ * @param {string} key
+ * @param {number} lo
+ * @param {number} hi
+ */
+function int(d, key, lo, hi) {
+  const v = d[key];
+  if (!isInt(v) || v < lo || v > hi) {
+    throw new ProtocolError(400, "bad_request", `'${key}' must be an integer from ${lo} to ${hi}, got ${show(v)}`);
+  }
+  return v;
+}
+
+/**
+ * Check a decoded request body; throw ProtocolError saying what is wrong.
+ * @param {unknown} body
+ * @param {Limits} limits
+ * @returns {SyncRequest}
+ */
+export function parseRequest(body, limits) {
+  // (A body that is one big number, kept as its source text by parseJson, is no object either.)
+  if (typeof body !== "object" || body === null || Array.isArray(body) || isRawJson(body)) {
+    throw new ProtocolError(400, "bad_request", "the body must be a JSON object");
+  }
+  const d = /** @type {Record<string, unknown>} */ (body);
+  if (!isInt(d.v) || d.v !== limits.version) {
+    throw new ProtocolError(
+      400,
+      "unsupported_version",
+      `this primary speaks protocol v${limits.version}, not ${show(d.v)}: update edgesql`,
+    );
+  }
+  const replica = d.replica;
+  if (typeof replica !== "string" || !new RegExp(limits.replica_pattern).test(replica)) {
+    throw new ProtocolError(400, "bad_request", "'replica' must be 8-64 characters of [A-Za-z0-9_-]");
+  }
+  const schema = int(d, "schema", 0, limits.max_schema);
+  const cursor = int(d, "cursor", 0, limits.max_cursor);
+  const limit = "limit" in d ? d.limit : limits.default_pull_limit;
+  if (!isInt(limit) || limit < 0 || limit > limits.max_pull_limit) {
+    throw new ProtocolError(400, "bad_request", `'limit' must be an integer from 0 to ${limits.max_pull_limit}`);
+  }
+  const changes = "changes" in d ? d.changes : [];
+  if (!Array.isArray(changes) || changes.some((c) => !Array.isArray(c))) {
+    throw new ProtocolError(400, "bad_request", "'changes' must be an array of arrays");
+  }
+  if (changes.length > limits.max_page_changes) {
+    throw new ProtocolError(
+      413,
+      "page_too_large",
+      `at most ${limits.max_page_changes} changes per page, got ${changes.length}`,
+    );
+  }
+  const tooLarge = [];
+  const kept = [];
+  const seen = new Set();
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i];
+    const seq = c[0];
+    if (!isInt(seq) || seq < 1 || seq > limits.max_cursor) {
+      throw new ProtocolError(
+        400,
+        "bad_request",
+        `changes[${i}][0] must be the change's seq, an integer from 1 to ${limits.max_cursor}`,
+      );
+    }
+    // Twice in one page, a seq would name two changes: the second would be dropped
+    // as a replay of the first, and acknowledged. No replica sends that.
+    if (seen.has(seq)) {
+      throw new ProtocolError(
+        400,
+        "bad_request",
+        `changes[${i}][0]: seq ${seq} appears twice in the page; each change has its own`,
+      );
+    }
+    seen.add(seq);
+    const problem = changeProblem(c);
+    if (problem !== null) {
+      tooLarge.push({ seq, code: "malformed", reason: problem });
+      continue;
+    }
+    const cells = c.length > 4 ? c[4] : null;
+    const json = cells === null ? "" : JSON.stringify(cells);
+    // JSON can carry a lone surrogate (\ud800); no SQLite TEXT can hold one.
+    // (JSON.stringify escapes lone surrogates, so look at the values themselves.)
+    if (!wellFormed(c.slice(0, 4)) || !wellFormed(cells)) {
+      tooLarge.push({
+        seq,
+        code: "malformed",
+        reason: "a string in the change is not valid Unicode (it holds a lone surrogate)",
+      });
+      continue;
+    }
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: most changes need no encoding to be measured.
+    const size = json.length * 3 <= limits.max_cells_bytes ? json.length : encoder.encode(json).length;
+    if (size > limits.max_cells_bytes) {
+      tooLarge.push({
+        seq,
+        code: "too_large",
+        reason:
+          `the change is ${size} bytes; a primary stores at most ${limits.max_cells_bytes} ` +
+          "per change (D1 refuses values over 2 MB): store large files elsewhere and keep a reference",
+      });
+    } else {
+      kept.push(c);
+    }
+  }
+  return { replica, schema, cursor, changes: kept, limit, tooLarge };
+}
+
+const NESTED = "the change nests arrays or objects where edgesql's encoding has none";
+const NOT_UTF8 = "a TEXT value or key part given as hex is not valid UTF-8";
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * False when ``h`` is hex whose bytes are not UTF-8 (text that is not hex is left to SQL),
+ * like Python's bytes.fromhex(h).decode("utf-8").
+ * @param {string} h
+ */
+function utf8Hex(h) {
+  const hex = h.replace(/\s+/g, "");
+  if (hex.length % 2 || /[^0-9A-Fa-f]/.test(hex)) return true;
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  try {
+    strictUtf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * @param {unknown} v
+ * @returns {v is object}
+ */
+const isContainer = (v) => typeof v === "object" && v !== null && !isRawJson(v);
+
+/** A number kept as its source text by parseJson (JSON.rawJSON) is a scalar. @param {object} v */
+const isRawJson = (v) => typeof JSON.isRawJSON === "function" && JSON.isRawJSON(v);
+
+/**
+ * What the transport refuses in one change before SQL sees it, else null: a port of
+ * change_problem in py/edgesql/sync/protocol.py (containers where the encoding has none;
+ * TEXT given as hex that is not UTF-8).
+ * @param {unknown[]} c
+ * @returns {string | null}
+ */
+export function changeProblem(c) {
+  for (let i = 0; i < c.length; i++) {
+    const x = c[i];
+    if (!isContainer(x)) continue;
+    if (i !== 4 || Array.isArray(x)) return NESTED;
+    for (const v of Object.values(x)) {
+      if (!isContainer(v)) continue;
+      if (!Array.isArray(v)) return NESTED;
+      if (v.some(isContainer)) return NESTED;
+      if (v.length === 2 && v[0] === "T" && typeof v[1] === "string" && !utf8Hex(v[1])) return NOT_UTF8;
+    }
+  }
+  const pk = c.length > 2 ? c[2] : null;
+  if (typeof pk === "string" && pk.includes('"t')) {
+    let parts;
+    try {
+      parts = JSON.parse(pk);
+    } catch {
+      return null; // not a key at all: CHECK refuses it as malformed
+    }
+    if (Array.isArray(parts)) {
+      for (const part of parts) {
+        if (typeof part === "string" && part[0] === "t" && !utf8Hex(part.slice(1))) return NOT_UTF8;
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Are all strings (keys included) in a decoded JSON value well-formed Unicode?
+ * @param {unknown} v
+ * @returns {boolean}
+ */
+function wellFormed(v) {
+  if (typeof v === "string") return v.isWellFormed();
+  if (Array.isArray(v)) return v.every(wellFormed);
+  if (v !== null && typeof v === "object") {
+    return Object.entries(v).every(([k, x]) => k.isWellFormed() && wellFormed(x));
+  }
+  return true;
+}
+
+/**
+ * The request body, or null when it is longer than ``max`` bytes (read no further than that).
+ * @param {Request} request
+ * @param {number} max
+ * @returns {Promise<Uint8Array | null>}
+ */
+export async function readBody(request, max) {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > max) return null;
+  if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const parts = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      return null;
+    }
+    parts.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Decode and parse a request body as Python's json.loads(bytes) would accept it.
+ * @param {Uint8Array} raw
+ * @returns {unknown}
+ */
+export function decodeBody(raw) {
+  let text;
+  try {
+    // A UTF-8 byte order mark is dropped, as Python's json.loads(bytes) drops it. (Python
+    // also guesses UTF-16 and UTF-32 from zero bytes; no sync client sends those.)
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw);
+  } catch (e) {
+    throw new ProtocolError(400, "bad_json", `the body is not JSON: it is not UTF-8 (${String(e)})`);
+  }
+  try {
+    return parseJson(text);
+  } catch (e) {
+    throw new ProtocolError(400, "bad_json", `the body is not JSON: ${e instanceof Error ? e.message : e}`);
+  }
+}

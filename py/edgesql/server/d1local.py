@@ -1,0 +1,249 @@
+"""``serve.py --primary d1-local``: the Cloudflare Worker on workerd, with a local D1.
+
+serve.py starts ``cloudflare/dev.mjs`` (Miniflare: Cloudflare's own runtime,
+workerd, and its local D1) as a child Node process, and proxies ``/sync`` and
+``/sync/schema`` to it, so the app's sync URL stays ``/sync`` on the page's own
+origin and the page does not change between primaries. The Worker runs the
+exact code that ``wrangler deploy`` ships, against a D1 persisted under
+``--data/d1/state``, migrated with the files ``python -m edgesql d1-migrations``
+generates from ``--schema`` (written under ``--data/d1``).
+
+Lifetime: the child runs in its own process group with a pipe on its stdin.
+serve.py closes the pipe when it exits (and the kernel does, when serve.py is
+killed), and dev.mjs exits on end-of-input, taking workerd with it; stop()
+also kills the group, so no node or workerd process outlives serve.py. When
+the child dies on its own, serve.py says so on stderr and ``/sync`` answers
+503 ``d1_worker_died`` with the child's last words, instead of hanging.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import http.client
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..sync import d1
+from ..sync.protocol import MAX_REQUEST_BYTES
+from ..sync.schema import Migration
+from .app import ROOT
+
+__all__ = ["D1Local"]
+
+#: How long Miniflare may take to start and migrate (about 1 s here; CI machines are slower).
+START_TIMEOUT_S = 60.0
+#: A /sync request may take this long in the Worker (D1's own limit per batch is 30 s).
+REQUEST_TIMEOUT_S = 60.0
+_PASSED_HEADERS = ("content-type", "cache-control", "retry-after")
+
+
+class D1Local:
+    """The Worker on Miniflare, as a child process of serve.py; see the module docstring."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str, stderr_tail: collections.deque[str]) -> None:
+        self.proc = proc
+        self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._tail = stderr_tail
+        self._stopping = False
+        self.died: str | None = None
+        threading.Thread(target=self._watch, name="d1-local-watch", daemon=True).start()
+        atexit.register(self.stop)
+
+    # -- lifetime -------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls, data: Path, migrations: tuple[Migration, ...], tokens: Sequence[str] = (), root: Path = ROOT
+    ) -> D1Local:
+        """Generate the D1 migrations and bundle for ``migrations``, start Miniflare, wait until it serves.
+
+        Raises SystemExit with the reason when Node or Miniflare is missing or fails to start.
+        """
+        node = shutil.which("node")
+        if node is None or not (root / "node_modules" / "miniflare").is_dir():
+            raise SystemExit(
+                "serve.py --primary d1-local needs Node.js (20 or later) and Miniflare: install Node, "
+                "then run `make install` (npm ci)"
+            )
+        base = (data / "d1").resolve()  # node runs in the checkout, not in serve.py's directory
+        d1.write(migrations, base / "migrations", base / "bundle.json")
+        env = {**os.environ}
+        # No --auth-token means no token, as with the embedded primary (never a token from .dev.vars).
+        env["EDGESQL_TOKEN"] = " ".join(tokens)
+        env["EDGESQL_ALLOW_ANONYMOUS"] = "false" if tokens else "true"
+        cmd = [
+            node,
+            str(root / "cloudflare" / "dev.mjs"),
+            *("--persist", str(base / "state")),
+            *("--migrations", str(base / "migrations")),
+            *("--bundle", str(base / "bundle.json")),
+            *("--host", "127.0.0.1", "--port", "0", "--exit-on-stdin-eof"),
+        ]
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env=env,
+            cwd=root,
+            start_new_session=True,  # its own process group: stop() kills workerd with it
+        )
+        tail: collections.deque[str] = collections.deque(maxlen=20)
+        assert proc.stdout is not None and proc.stderr is not None
+        threading.Thread(target=_pump_stderr, args=(proc.stderr, tail), daemon=True).start()
+        events: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_pump_stdout, args=(proc.stdout, events), daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                line = events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                _kill_group(proc)
+                raise SystemExit(
+                    f"serve.py: Miniflare did not start within {START_TIMEOUT_S:.0f} s:\n" + "".join(tail)
+                ) from None
+            if line is None:
+                proc.wait(5)
+                raise SystemExit(
+                    f"serve.py: the D1 worker (Miniflare) exited with code {proc.returncode} while starting:\n"
+                    + "".join(tail)
+                )
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "ready":
+                applied = ", ".join(event.get("applied") or []) or "none new"
+                print(
+                    f"edgesql d1-local: the Worker on workerd (Miniflare, pid {proc.pid}) at {event['url']}, "
+                    f"D1 in {base / 'state'}; migrations applied: {applied}",
+                    flush=True,
+                )
+                return cls(proc, event["url"], tail)
+
+    def _watch(self) -> None:
+        code = self.proc.wait()
+        if self._stopping:
+            return
+        last = "".join(self._tail).strip() or "(it printed nothing)"
+        self.died = (
+            f"the D1 worker (Miniflare, pid {self.proc.pid}) exited with code {code}; restart serve.py. "
+            f"Its last words: {last[-1500:]}"
+        )
+        print(f"serve.py: {self.died}", file=sys.stderr, flush=True)
+        _kill_group(self.proc)  # workerd, if node died without taking it along
+
+    def stop(self) -> None:
+        """Stop Miniflare and workerd (idempotent): end of input first, then signals."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        _kill_group(self.proc)
+
+    # -- the proxy ------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        """``POST /sync`` and ``GET /sync/schema``, forwarded to the Worker."""
+
+        async def forward(request: Request) -> Response:
+            if self.died:
+                return JSONResponse({"error": "d1_worker_died", "message": self.died}, 503)
+            body = None
+            if request.method == "POST":
+                raw = bytearray()
+                async for chunk in request.stream():
+                    raw += chunk
+                    if len(raw) > MAX_REQUEST_BYTES:
+                        # The Worker answers this itself, before reading a byte; here it is
+                        # answered alike without sending it 4 MB it would not read.
+                        message = f"a sync request is at most {MAX_REQUEST_BYTES} bytes"
+                        return JSONResponse({"error": "too_large", "message": message}, 413)
+                body = bytes(raw)
+            auth = request.headers.get("authorization")
+            try:
+                status, headers, data = await run_in_threadpool(
+                    self._send, request.method, request.url.path, body, auth
+                )
+            except OSError as e:
+                if self.died or self.proc.poll() is not None:
+                    message = self.died or "the D1 worker (Miniflare) exited; restart serve.py"
+                    return JSONResponse({"error": "d1_worker_died", "message": message}, 503)
+                return JSONResponse(
+                    {"error": "d1_worker_unreachable", "message": f"the D1 worker did not answer: {e}"}, 502
+                )
+            return Response(data, status, headers=headers)
+
+        return [Route("/sync", forward, methods=["POST"]), Route("/sync/schema", forward, methods=["GET"])]
+
+    def _send(
+        self, method: str, path: str, body: bytes | None, auth: str | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=REQUEST_TIMEOUT_S)
+        try:
+            headers = {"content-type": "application/json"}
+            if auth is not None:
+                headers["authorization"] = auth
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            kept = {k: v for k in _PASSED_HEADERS if (v := resp.getheader(k)) is not None}
+            return resp.status, kept, data
+        finally:
+            conn.close()
+
+
+def _pump_stdout(stream: object, events: queue.Queue[str | None]) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        events.put(line)
+    events.put(None)
+
+
+def _pump_stderr(stream: object, tail: collections.deque[str]) -> None:
+    """Forward the child's log to serve.py's stderr, keeping the last lines for a crash report."""
+    for line in stream:  # type: ignore[attr-defined]
+        tail.append(line)
+        print(f"[d1-local] {line}", end="", file=sys.stderr, flush=True)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the child's process group (node and the workerd it started), if anything is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig is signal.SIGTERM:
+            time.sleep(0.2)  # let workerd go too, then make sure
