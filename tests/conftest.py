@@ -92,11 +92,28 @@ class Server:
             self.proc.stdout.close()
 
 
-def start_server(data: Path, *args: str, port: int = 0, timeout: float = 30) -> Server:
-    """Start serve.py and wait until it prints its URL."""
-    cmd = [sys.executable, str(ROOT / "serve.py"), "--port", str(port), "--data", str(data), *args]
+def start_server(
+    data: Path,
+    *args: str,
+    port: int = 0,
+    timeout: float = 30,
+    root: Path = ROOT,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """Start serve.py and wait until it prints its URL.
+
+    ``root`` is the checkout to serve: a test may pass a copy it has changed.
+    ``env`` is added to serve.py's environment.
+    """
+    cmd = [sys.executable, str(root / "serve.py"), "--port", str(port), "--data", str(data), *args]
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        cmd,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env={**os.environ, **env} if env else None,
     )
     deadline = time.monotonic() + timeout
     lines: list[str] = []
@@ -262,7 +279,24 @@ def run_py(page: Any, code: str) -> Any:
         }""",
         code,
     )
-    return json.loads(out) if isinstance(out, str) and out[:1] in '[{"0123456789-tfn' else out
+    if isinstance(out, str):
+        try:
+            return json.loads(out)
+        except ValueError:
+            return out  # a plain string, not JSON
+    return out
+
+
+def wait_py(page: Any, expr: str, expected: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Evaluate Python ``expr`` in the page until it equals ``expected``; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = run_py(page, expr)
+        if got == expected:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expr} was {got!r}, not {expected!r}, after {timeout} s")
+        time.sleep(interval)
 
 
 def install_test_modules(page: Any) -> None:

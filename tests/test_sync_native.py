@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.aio import run
-from tests.cases.api_cases import EDGE_VALUES, same
+from tests.cases.api_cases import SYNC_EDGE_VALUES, same
 from tests.sync.faults import Duplicate, LoseResponses, Offline
 from tests.sync.harness import Cluster
 
@@ -178,19 +178,11 @@ def test_offline_start_uses_the_cached_schema(tmp_path: Path) -> None:
     run(check())
 
 
-# A change is stored as one JSON text of at most 1.9 MB (D1's 2 MB value limit), and
-# BLOBs travel as hex: the largest BLOB that syncs is about 0.95 MB.
-SYNCABLE_EDGE_VALUES = [v for v in EDGE_VALUES if not (isinstance(v, bytes) and len(v) > 900_000)] + [
-    bytes(range(256)) * 3500,  # 896,000 bytes
-    "é" * 900_000,  # 1.8 MB of UTF-8 TEXT
-]
-
-
 def test_values_keep_their_type_through_the_primary() -> None:
     async def check() -> None:
         c = Cluster()
         a, b = await c.replica(), await c.replica()
-        values = SYNCABLE_EDGE_VALUES
+        values = SYNC_EDGE_VALUES
         await a.executemany(
             "INSERT INTO items (id, a) VALUES (?, ?)", [(f"v{i:02}", v) for i, v in enumerate(values)]
         )

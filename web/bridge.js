@@ -8,9 +8,10 @@
  * Where the page is cross-origin isolated, a call goes through a
  * SharedArrayBuffer: the page spins for up to SPIN_MS on the answer, which
  * usually arrives in well under 0.1 ms, so Python gets it without an await
- * round trip. Otherwise (no isolation, a large request, a slow query) the
- * call gets a ticket and its answer comes by postMessage or Atomics.waitAsync.
- * Calls are answered strictly in the order they are made.
+ * round trip. Otherwise (no isolation, a large request, a slow query, or a
+ * call made while another holds the buffer) the call gets a ticket and its
+ * answer comes by postMessage or Atomics.waitAsync. Calls from one task are
+ * awaited one after the other, so each task's calls keep their order.
  */
 
 import * as L from '../worker/sab-layout.js';
@@ -30,15 +31,16 @@ export class Bridge {
     this.results = new Map();
     /** @type {Map<number, (text: string) => void>} */
     this.waiters = new Map();
-    /** Calls made while another is in flight, sent in order. @type {{ticket: number, text: string}[]} */
-    this.queue = [];
-    /** Ticket of the call in flight, 0 when none (or when it was answered at once). */
-    this.inflight = 0;
-    this.busy = false;
+    /** Tickets sent by postMessage and not answered yet. */
+    this.pending = new Set();
+    /** The one call that may use the SharedArrayBuffer at a time, and its ticket once slow. */
+    this.sabBusy = false;
+    this.sabTicket = 0;
     this.failure = null;
     /** @type {Set<(msg: any) => void>} */
     this.listeners = new Set();
     this.worker.onmessage = (ev) => this.onMessage(ev.data);
+    globalThis.addEventListener?.('online', () => this.worker.postMessage({ type: 'online' }));
     this.worker.onerror = (ev) => this.fail(
       `the edgesql worker failed to start or crashed: ${ev.message || 'unknown error'}; reload the page`);
     this.sab = null;
@@ -55,24 +57,38 @@ export class Bridge {
 
   /**
    * Make a call. Returns the answer text when it came back at once, else a
-   * ticket number to pass to wait().
+   * ticket number to pass to wait(). Calls that overlap (a long sync while the
+   * app queries) go by postMessage, each answered as soon as it is done.
    * @param {string} text request JSON
    * @returns {string | number}
    */
   callSync(text) {
     if (this.failure) return this.failure;
-    if (this.busy) {
+    if (this.sab && !this.sabBusy) {
+      const bytes = encoder.encode(text);
+      if (bytes.length <= L.DATA_BYTES) {
+        this.sabBusy = true;
+        return this.sabCall(bytes);
+      }
+    }
+    return this.callAsync(text);
+  }
+
+  /** A call answered by postMessage (for long requests: they never hold the fast path). @returns {number} */
+  callAsync(text) {
+    if (this.failure) {
       const ticket = this.nextTicket++;
-      this.queue.push({ ticket, text });
+      this.settle(ticket, this.failure);
       return ticket;
     }
-    this.busy = true;
-    if (this.sab) {
-      const bytes = encoder.encode(text);
-      if (bytes.length <= L.DATA_BYTES) return this.sabCall(bytes);
-    }
     const ticket = this.nextTicket++;
-    this.send(ticket, text);
+    this.pending.add(ticket);
+    if (this.sab) {
+      // Pull the worker out of its hot Atomics.wait so it reads this message now.
+      Atomics.add(this.ctl, L.KICK, 1);
+      Atomics.notify(this.ctl, L.REQ_SEQ);
+    }
+    this.worker.postMessage({ type: 'req', id: ticket, body: text });
     return ticket;
   }
 
@@ -87,6 +103,7 @@ export class Bridge {
   }
 
   settle(ticket, text) {
+    this.pending.delete(ticket);
     const waiter = this.waiters.get(ticket);
     if (waiter) {
       this.waiters.delete(ticket);
@@ -96,26 +113,14 @@ export class Bridge {
     }
   }
 
-  /** The call in flight is answered: send the next queued one. */
-  finish() {
-    this.inflight = 0;
-    this.busy = false;
-    const next = this.queue.shift();
-    if (next) {
-      this.busy = true;
-      this.send(next.ticket, next.text);
-    }
-  }
-
   fail(message) {
     this.failure = JSON.stringify({
       ok: false, error: { code: 1, name: 'SQLITE_ERROR', message, kind: 'OperationalError' },
     });
-    const pending = [this.inflight, ...this.queue.map((q) => q.ticket)].filter(Boolean);
-    this.queue = [];
-    for (const t of pending) this.settle(t, this.failure);
-    this.inflight = 0;
-    this.busy = false;
+    const tickets = [...this.pending, ...(this.sabTicket ? [this.sabTicket] : [])];
+    for (const t of tickets) this.settle(t, this.failure);
+    this.sabBusy = false;
+    this.sabTicket = 0;
   }
 
   /**
@@ -139,20 +144,15 @@ export class Bridge {
       return;
     }
     if (msg.type !== 'res') return;
-    // id < 0: a fast-path answer too big for the buffer, sent as a message.
-    const ticket = msg.id < 0 ? this.inflight : msg.id;
-    this.settle(ticket, msg.body);
-    this.finish();
-  }
-
-  send(ticket, text) {
-    this.inflight = ticket;
-    if (this.sab) {
-      // Pull the worker out of its hot Atomics.wait so it reads this message now.
-      Atomics.add(this.ctl, L.KICK, 1);
-      Atomics.notify(this.ctl, L.REQ_SEQ);
+    if (msg.id < 0) {
+      // A fast-path answer too big for the buffer, sent as a message.
+      const ticket = this.sabTicket;
+      this.sabTicket = 0;
+      this.sabBusy = false;
+      this.settle(ticket, msg.body);
+      return;
     }
-    this.worker.postMessage({ type: 'req', id: ticket, body: text });
+    this.settle(msg.id, msg.body);
   }
 
   sabCall(bytes) {
@@ -167,18 +167,18 @@ export class Bridge {
       if (performance.now() > deadline) {
         // A slow call: stop blocking the page and wait for it asynchronously.
         const ticket = this.nextTicket++;
-        this.inflight = ticket;
+        this.sabTicket = ticket;
         this.awaitSab(seq, ticket);
         return ticket;
       }
     }
     if (Atomics.load(ctl, L.RESP_LEN) === L.RESP_BY_MESSAGE) {
       const ticket = this.nextTicket++;
-      this.inflight = ticket;
+      this.sabTicket = ticket;
       return ticket;
     }
     const text = this.readSab();
-    this.finish();
+    this.sabBusy = false;
     return text;
   }
 
@@ -191,8 +191,10 @@ export class Bridge {
       if (w.async) await w.value;
     }
     if (Atomics.load(ctl, L.RESP_LEN) === L.RESP_BY_MESSAGE) return; // onMessage settles it
-    this.settle(ticket, this.readSab());
-    this.finish();
+    const text = this.readSab();
+    this.sabTicket = 0;
+    this.sabBusy = false;
+    this.settle(ticket, text);
   }
 
   readSab() {

@@ -7,141 +7,29 @@
  * Requests: open, execute, executemany, batch, script, tx, close (see engine.js);
  * every answer is JSON text {ok: true, ...} or {ok: false, error: {code, name, message, kind}}.
  *
- * Storage: each database gets its own opfs-sahpool VFS (its own OPFS
- * directory), so each can have its own owner tab. Where OPFS is missing the
- * database opens in memory and says so: the open answer carries
- * storage: "memory" and a warning, and the warning is logged here.
+ * Databases are opened by store.js (opfs-sahpool, or memory where OPFS is
+ * missing, visibly) and shared between tabs by tabs.js: one tab's worker owns
+ * each database and the others route to it.
  */
 
-import sqlite3InitModule from '../vendor/sqlite-wasm/index.mjs';
 import { benchOp } from './bench-ops.js';
 import { parseRequest } from './codec.js';
-import { Database, errorJson } from './engine.js';
-import { SyncError, Syncer } from './sync.js';
+import { errorJson } from './engine.js';
 import { EdgeError, SQLITE_CANTOPEN, SQLITE_MISUSE } from './errors.js';
 import * as L from './sab-layout.js';
+import { Router } from './tabs.js';
 
-/** OPFS slots per database: the file, its journal, and room to spare. */
-const POOL_CAPACITY = 4;
 /** After answering a fast-path call, block this long for the next one before yielding. */
 const HOT_WAIT_MS = 1;
 
-let sqlite3Promise = null;
-/** @type {Map<string, Promise<Database>>} */
-const databases = new Map();
-/** @type {Map<number, Database>} */
-const sessions = new Map();
-/** The sahpool VFS of each database, kept (paused) after the database closes. */
-const pools = new Map();
-let nextSession = 1;
+/** Every database of this tab, here or routed to the tab that owns it (tabs.js). */
+const router = new Router((path, event) => postMessage({ type: 'event', db: path, event }));
 
-function initSqlite() {
-  if (!sqlite3Promise) {
-    // Only opfs-sahpool is used; without this the "opfs" and "opfs-wl" VFSes
-    // start two helper workers each time the module loads.
-    globalThis.sqlite3ApiConfig = { disable: { vfs: { opfs: true, 'opfs-wl': true } } };
-    sqlite3Promise = sqlite3InitModule({
-      print: (...a) => console.log('[sqlite]', ...a),
-      printErr: (...a) => console.warn('[sqlite]', ...a),
-    });
-  }
-  return sqlite3Promise;
-}
-
-function poolName(path) {
-  // VFS names and OPFS directory names are derived from the database name,
-  // so two databases never share a pool (and a lock).
-  return 'edgesql-' + path.replace(/[^A-Za-z0-9_.-]/g, '_');
-}
-
-async function openDatabase(path, options) {
-  const sqlite3 = await initSqlite();
-  let oo1db;
-  let storage = 'opfs-sahpool';
-  let warning = null;
-  const name = poolName(path);
-  if (options.storage === 'memory') {
-    oo1db = new sqlite3.oo1.DB(':memory:', 'c');
-    storage = 'memory';
-  } else {
-    let pool = null;
-    try {
-      pool = await sqlite3.installOpfsSAHPoolVfs({
-        name, directory: `.edgesql/${name}`, initialCapacity: POOL_CAPACITY, preserveOnInitFailure: true,
-      });
-      pools.set(name, pool);
-    } catch (e) {
-      if (e && e.name === 'NoModificationAllowedError') {
-        throw new EdgeError(
-          `the database ${path} is open in another tab of this browser; close that tab or let edgesql route through it`,
-          SQLITE_CANTOPEN, 'OperationalError');
-      }
-      warning = `OPFS is not available here (${e && e.message ? e.message : e}); ` +
-        `the database ${path} lives in memory and will be lost on reload`;
-      console.warn('[edgesql]', warning);
-    }
-    if (pool) {
-      if (pool.isPaused()) await pool.unpauseVfs();
-      if (pool.getCapacity() - pool.getFileCount() < 2) await pool.addCapacity(2);
-      oo1db = new pool.OpfsSAHPoolDb('/' + path);
-    } else {
-      oo1db = new sqlite3.oo1.DB(':memory:', 'c');
-      storage = 'memory';
-    }
-  }
-  const db = new Database(sqlite3, oo1db, {
-    name: path, storage, persistent: storage !== 'memory', warning,
-  });
-  db.pool = storage === 'memory' ? null : pools.get(name);
-  // opfs-sahpool has no WAL. PERSIST keeps the journal file and zeroes its
-  // header instead of deleting it, which saves an OPFS truncate per commit.
-  db.exec('PRAGMA journal_mode = PERSIST');
-  db.exec('PRAGMA synchronous = NORMAL');
-  db.exec('PRAGMA temp_store = MEMORY');
-  db.exec('PRAGMA foreign_keys = ON');
-  return db;
-}
-
-async function open(req) {
-  const path = String(req.path || '');
-  if (!path || path.includes('/') || path === '.' || path === '..') {
+function checkPath(path) {
+  if (!path || typeof path !== 'string' || path.includes('/') || path === '.' || path === '..') {
     throw new EdgeError(`invalid database name ${JSON.stringify(path)}: use a plain file name such as "app.db"`,
       SQLITE_CANTOPEN, 'ProgrammingError');
   }
-  const options = req.options || {};
-  const key = options.storage === 'memory' ? `memory:${path}` : path;
-  let pending = databases.get(key);
-  if (!pending) {
-    pending = openDatabase(path, options);
-    databases.set(key, pending);
-    pending.catch(() => databases.delete(key));
-  }
-  const db = await pending;
-  const s = nextSession++;
-  sessions.set(s, db);
-  db.sessions.add(s);
-  const sqliteVersion = db.sqlite3.capi.sqlite3_libversion();
-  return JSON.stringify({
-    ok: true, s, storage: db.info.storage, persistent: db.info.persistent,
-    warning: db.info.warning, path, sqlite_version: sqliteVersion,
-  });
-}
-
-async function close(req) {
-  const db = sessions.get(req.s);
-  if (!db) return '{"ok":true}';
-  sessions.delete(req.s);
-  db.endSession(req.s);
-  if (db.sessions.size === 0) {
-    // The last session is gone: close the file and let go of its OPFS
-    // handles, so another tab (or a later open) can have them.
-    const key = db.info.storage === 'memory' ? `memory:${db.info.name}` : db.info.name;
-    databases.delete(key);
-    if (db.syncer) db.syncer.stop();
-    db.close();
-    if (db.pool) db.pool.pauseVfs();
-  }
-  return '{"ok":true}';
 }
 
 /**
@@ -157,71 +45,18 @@ function handleText(text) {
     return errorJson(new EdgeError(`malformed request: ${e.message}`, SQLITE_MISUSE, 'InterfaceError'), false);
   }
   try {
-    if (req.op === 'open') return open(req).catch((e) => errorJson(e, false));
-    if (req.op === 'close') return close(req).catch((e) => errorJson(e, false));
-    if (req.op.startsWith('bench.')) return benchOp(req, sessions);
-    if (req.op.startsWith('sync.')) return syncOp(req).catch((e) => errorJson(syncErrorData(e), false));
-    const db = sessions.get(req.s);
-    if (!db) {
-      throw new EdgeError('Cannot operate on a closed database: connect again with edgesql.connect()',
-        SQLITE_MISUSE, 'ProgrammingError');
+    if (req.op === 'open') {
+      checkPath(req.path);
+      return router.open(req).catch((e) => errorJson(e, false));
     }
-    return db.handle(req);
+    if (typeof req.op === 'string' && req.op.startsWith('bench.')) {
+      const owned = router.ownedDatabase(req.s);
+      return benchOp({ ...req, s: owned ? owned.s : 0 }, new Map(owned ? [[owned.s, owned.db]] : []));
+    }
+    return router.request(req, text);
   } catch (e) {
     return errorJson(e, false);
   }
-}
-
-// -- sync ---------------------------------------------------------------------------
-
-function syncErrorData(e) {
-  if (e instanceof SyncError) {
-    const err = new EdgeError(e.message, 1, 'SyncError');
-    err.extra = { sync_code: e.code, status: e.status, retry_after: e.retryAfter };
-    return err;
-  }
-  return e;
-}
-
-/** Tell every page about pulled changes and sync status. */
-function broadcast(db, event) {
-  postMessage({ type: 'event', db: db.info.name, event });
-}
-
-async function syncOp(req) {
-  const db = sessions.get(req.s);
-  if (!db) {
-    throw new EdgeError('Cannot operate on a closed database: connect again with edgesql.connect()',
-      SQLITE_MISUSE, 'ProgrammingError');
-  }
-  switch (req.op) {
-    case 'sync.start': {
-      if (!db.syncer) {
-        const syncer = new Syncer(db, { url: req.url, token: req.token || null, interval: req.interval },
-          (event) => broadcast(db, event));
-        await syncer.start();
-        db.syncer = syncer;
-      }
-      return '{"ok":true}';
-    }
-    case 'sync.now': {
-      const syncer = requireSyncer(db);
-      const r = await syncer.sync();
-      return JSON.stringify({ ok: true, pushed: r.pushed, pulled: r.pulled });
-    }
-    case 'sync.status':
-      return JSON.stringify({ ok: true, status: requireSyncer(db).status() });
-    default:
-      throw new EdgeError(`unknown request ${req.op}`, SQLITE_MISUSE, 'InterfaceError');
-  }
-}
-
-function requireSyncer(db) {
-  if (!db.syncer) {
-    throw new EdgeError('this database does not sync: connect with sync_url=... to sync with a primary',
-      SQLITE_MISUSE, 'ProgrammingError');
-  }
-  return db.syncer;
 }
 
 // -- the SharedArrayBuffer fast path --------------------------------------------
@@ -283,6 +118,11 @@ self.onmessage = async (ev) => {
   const msg = ev.data;
   if (msg.type === 'sab') {
     serveSab(msg.buffer);
+    return;
+  }
+  if (msg.type === 'online') {
+    // Relayed by the page: not every browser fires 'online' in workers.
+    router.online();
     return;
   }
   if (msg.type === 'req') {

@@ -16,6 +16,7 @@ import { Real, realToJson, toBase64 } from './codec.js';
 import {
   errorToData, EdgeError, SQLITE_BUSY, SQLITE_MISUSE, SQLITE_TOOBIG, SQLITE_MISMATCH,
 } from './errors.js';
+import { SQLITE_IOERR, storageFull, takeStorageFull } from './quota.js';
 
 const SQLITE_ROW = 100;
 const SQLITE_DONE = 101;
@@ -53,6 +54,14 @@ export class Database {
     this.info = info;
     /** @type {Map<string, number>} */
     this.stmts = new Map();
+    /** What each prepared statement reads and writes (from the authorizer). @type {Map<number, {reads: Set<string>, writes: Set<string>}>} */
+    this.meta = new Map();
+    /** Tables written by the open transaction (or the statement), told to listeners on commit. */
+    this.dirty = new Set();
+    /** Called with the set of tables a committed change touched (live queries). */
+    this.onChange = null;
+    this.collecting = null;
+    this.installAuthorizer();
     /** Session holding the open transaction, or 0. */
     this.txOwner = 0;
     /** @type {{s: number, run: () => void, timer: any}[]} */
@@ -66,6 +75,140 @@ export class Database {
     /** Called after every committed change with the set of tables written (live queries). */
     this.onCommit = null;
     this.sessions = new Set();
+    this.nextSession = 1;
+    /** True while answerOnce wraps a request in its own transaction. */
+    this.wrapping = false;
+    this.keysReady = false;
+  }
+
+  /** A new session (a connect() in some tab's page). */
+  openSession() {
+    const s = this.nextSession++;
+    this.sessions.add(s);
+    return s;
+  }
+
+  // -- requests sent again after an owner tab went away (see tabs.js) ------------------
+
+  ensureKeys() {
+    if (this.keysReady) return;
+    this.run('CREATE TABLE IF NOT EXISTS _edgesql_requests (client TEXT NOT NULL, id INTEGER NOT NULL, ' +
+      'response TEXT NOT NULL, PRIMARY KEY (client, id)) WITHOUT ROWID', []);
+    this.keysReady = true;
+  }
+
+  storedAnswer(key) {
+    this.ensureKeys();
+    const rows = this.query('SELECT response FROM _edgesql_requests WHERE client = ? AND id = ?', [key.client, key.id]);
+    return rows.length ? rows[0][0] : null;
+  }
+
+  /** Record a request's answer in the transaction that applied it. */
+  recordAnswer(key, body) {
+    this.run('INSERT OR REPLACE INTO _edgesql_requests (client, id, response) VALUES (?, ?, ?)', [key.client, key.id, body]);
+    // Only the newest answers per client matter: a resend follows its request within seconds.
+    this.run('DELETE FROM _edgesql_requests WHERE client = ? AND id < ?', [key.client, key.id - 1000]);
+  }
+
+  /** Could this request change the database (so a resend must not run it twice)? */
+  mayWrite(req) {
+    switch (req.op) {
+      case 'executemany': case 'batch': case 'script': return true;
+      case 'execute':
+        try {
+          return !this.isReadonly(req.sql);
+        } catch {
+          return false; // it will fail to prepare again, changing nothing
+        }
+      default: return false;
+    }
+  }
+
+  /**
+   * Answer a request that carries a key (client, id): a request that already
+   * ran is answered from its record, and a write records its answer in its own
+   * transaction, so it runs exactly once however often it is sent.
+   */
+  answerOnce(req, key) {
+    const s = req.s || 0;
+    if (req.op === 'tx.check') {
+      const stored = this.storedAnswer(req.key);
+      if (stored !== null) return stored;
+      return errorJson(new EdgeError('the tab that held the database closed before this transaction committed, ' +
+        'so it was rolled back; run the whole transaction again', 4, 'OperationalError', 'SQLITE_ABORT'), false);
+    }
+    if (this.txOwner && this.txOwner !== s) return this.wait(req, key);
+    const stored = this.storedAnswer(key);
+    if (stored !== null) return stored;
+    if (req.op === 'tx' && req.action === 'commit' && this.inTx()) {
+      try {
+        this.recordAnswer(key, '{"ok":true,"tx":false}');
+      } catch (e) {
+        return errorJson(e, this.inTx());
+      }
+      return this.answer(req);
+    }
+    if (this.inTx() || !this.mayWrite(req)) return this.answer(req);
+    let body;
+    this.run('BEGIN IMMEDIATE', []);
+    this.wrapping = true;
+    try {
+      body = this.dispatch(req, s);
+    } catch (e) {
+      body = errorJson(e, false);
+    } finally {
+      this.wrapping = false;
+    }
+    try {
+      if (body.startsWith('{"ok":true')) {
+        this.recordAnswer(key, body);
+        this.commit();
+      } else {
+        this.run('ROLLBACK', []);
+        this.dirty.clear();
+      }
+    } catch (e) {
+      if (this.inTx()) this.run('ROLLBACK', []);
+      this.dirty.clear();
+      body = errorJson(e, false);
+    }
+    this.settle(s);
+    return body;
+  }
+
+  /**
+   * SQLite calls the authorizer while it compiles a statement, triggers
+   * included: recording its table accesses tells live queries which tables a
+   * query reads and which a write touches, without parsing SQL.
+   */
+  installAuthorizer() {
+    const SQLITE_DELETE = 9;
+    const SQLITE_INSERT = 18;
+    const SQLITE_READ = 20;
+    const SQLITE_UPDATE = 23;
+    this.capi.sqlite3_set_authorizer(this.p, (_pV, code, s0) => {
+      const c = this.collecting;
+      // edgesql's own tables count too: devtools watch the outbox and the clock.
+      if (c && s0 && !s0.startsWith('sqlite_')) {
+        if (code === SQLITE_READ) c.reads.add(s0);
+        else if (code === SQLITE_INSERT || code === SQLITE_UPDATE || code === SQLITE_DELETE) c.writes.add(s0);
+      }
+      return 0;
+    }, 0);
+  }
+
+  /** The tables a statement reads and writes. */
+  tablesOf(sql) {
+    const p = this.prepare(sql);
+    return this.meta.get(p) || { reads: new Set(), writes: new Set() };
+  }
+
+  /** After a successful commit (or autocommit write): tell listeners which tables changed. */
+  flushDirty() {
+    if (!this.dirty.size || this.inTx()) return;
+    const tables = this.dirty;
+    this.dirty = new Set();
+    if (this.onChange) this.onChange(tables);
   }
 
   // -- statements -------------------------------------------------------------
@@ -83,10 +226,17 @@ export class Database {
     const [pSql, nSql] = wasm.allocCString(sql, true);
     const stack = wasm.pstack.pointer;
     let pStmt = 0;
+    const tables = { reads: new Set(), writes: new Set() };
     try {
       const ppStmt = wasm.pstack.allocPtr();
       const ppTail = wasm.pstack.allocPtr();
-      const rc = capi.sqlite3_prepare_v3(this.p, pSql, nSql, 0, ppStmt, ppTail);
+      this.collecting = tables;
+      let rc;
+      try {
+        rc = capi.sqlite3_prepare_v3(this.p, pSql, nSql, 0, ppStmt, ppTail);
+      } finally {
+        this.collecting = null;
+      }
       if (rc) throw this.error(rc);
       pStmt = wasm.peekPtr(ppStmt);
       const pTail = wasm.peekPtr(ppTail);
@@ -104,9 +254,11 @@ export class Database {
       wasm.dealloc(pSql);
     }
     this.stmts.set(sql, pStmt);
+    this.meta.set(pStmt, tables);
     if (this.stmts.size > STMT_CACHE_SIZE) {
       const [oldSql, oldStmt] = this.stmts.entries().next().value;
       this.stmts.delete(oldSql);
+      this.meta.delete(oldStmt);
       capi.sqlite3_finalize(oldStmt);
     }
     return pStmt;
@@ -132,6 +284,10 @@ export class Database {
     const { capi } = this;
     const code = capi.sqlite3_extended_errcode(this.p) || rc;
     const msg = capi.sqlite3_errmsg(this.p);
+    // opfs-sahpool reports a full quota as a plain I/O error: say what it is (quota.js).
+    if ((code & 0xff) === SQLITE_IOERR && takeStorageFull()) {
+      return storageFull(`${prefix}this write was not saved (SQLite: ${msg})`);
+    }
     return new EdgeError(prefix + msg, code, undefined, capi.sqlite3_js_rc_str(code));
   }
 
@@ -261,6 +417,8 @@ export class Database {
     let n = 0;
     let rowid = 'null';
     if (capi.sqlite3_total_changes(this.p) !== before) {
+      const meta = this.meta.get(pStmt);
+      if (meta) for (const t of meta.writes) this.dirty.add(t);
       n = Number(capi.sqlite3_changes64(this.p));
       rowid = String(capi.sqlite3_last_insert_rowid(this.p));
     }
@@ -350,6 +508,7 @@ export class Database {
     } catch (e) {
       if (outer) {
         if (this.inTx()) this.run('ROLLBACK', []);
+        this.dirty.clear();
       } else {
         this.run('ROLLBACK TO edgesql_atomic', []);
         this.run('RELEASE edgesql_atomic', []);
@@ -374,11 +533,11 @@ export class Database {
   }
 
   /** Queue a request behind another session's transaction. */
-  wait(req) {
+  wait(req, key = null) {
     return new Promise((resolve) => {
       const entry = {
         s: req.s,
-        run: () => resolve(this.handle(req)),
+        run: () => resolve(key ? this.answerOnce(req, key) : this.handle(req)),
         timer: setTimeout(() => {
           this.waiting.splice(this.waiting.indexOf(entry), 1);
           resolve(errorJson(new EdgeError(
@@ -393,6 +552,7 @@ export class Database {
   /** After a request: record who holds the transaction, wake waiters when free. */
   settle(s) {
     this.txOwner = this.inTx() ? s : 0;
+    if (!this.txOwner) this.flushDirty();
     while (!this.txOwner && this.waiting.length) {
       const entry = this.waiting.shift();
       clearTimeout(entry.timer);
@@ -424,9 +584,11 @@ export class Database {
     try {
       const out = work();
       this.run('COMMIT', []);
+      this.flushDirty(); // pulled changes are changes: live queries re-run
       return out;
     } catch (e) {
       if (this.inTx()) this.run('ROLLBACK', []);
+      this.dirty.clear();
       throw e;
     }
   }
@@ -445,7 +607,8 @@ export class Database {
   }
 
   dispatch(req, s) {
-    const tx = () => (this.inTx() ? 'true' : 'false');
+    // Inside answerOnce's own transaction the session itself holds none.
+    const tx = () => (this.inTx() && !this.wrapping ? 'true' : 'false');
     switch (req.op) {
       case 'execute': {
         const sql = req.sql;
@@ -485,6 +648,10 @@ export class Database {
         this.txControl(req.action, req.name, req.mode);
         return `{"ok":true,"tx":${tx()}}`;
       }
+      case 'tables': {
+        const t = this.tablesOf(req.sql);
+        return JSON.stringify({ ok: true, reads: [...t.reads], writes: [...t.writes] });
+      }
       default:
         throw new EdgeError(`unknown request ${JSON.stringify(req.op)}`, SQLITE_MISUSE, 'InterfaceError');
     }
@@ -521,10 +688,15 @@ export class Database {
     const cols = [];
     for (let i = 0; i < ncol; i++) cols.push(capi.sqlite3_column_name(pStmt, i));
     const changed = capi.sqlite3_total_changes(this.p) !== before;
+    if (changed) {
+      const meta = this.meta.get(pStmt);
+      if (meta) for (const t of meta.writes) this.dirty.add(t);
+    }
     return { cols, rows: [], n: total, rowid: changed ? String(capi.sqlite3_last_insert_rowid(this.p)) : 'null' };
   }
 
   runScript(sql) {
+    this.dirty.add('*'); // a script may touch anything: every live query re-checks
     const { capi, wasm } = this;
     const [pSql, nSql] = wasm.allocCString(sql, true);
     const end = pSql + nSql;
@@ -565,7 +737,7 @@ export class Database {
         return;
       }
       case 'commit': this.commit(); return;
-      case 'rollback': this.run('ROLLBACK', []); return;
+      case 'rollback': this.run('ROLLBACK', []); this.dirty.clear(); return;
       case 'savepoint': this.run(`SAVEPOINT ${quoted}`, []); return;
       case 'release': this.run(`RELEASE ${quoted}`, []); return;
       case 'rollback_to': this.run(`ROLLBACK TO ${quoted}`, []); return;
@@ -579,6 +751,7 @@ export class Database {
     this.sessions.delete(s);
     if (this.txOwner === s) {
       if (this.inTx()) this.run('ROLLBACK', []);
+      this.dirty.clear();
       this.settle(0);
     }
     // Its queued requests can no longer be answered to anyone.

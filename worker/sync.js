@@ -17,10 +17,46 @@ const PROTOCOL_VERSION = 1;
 const DEBOUNCE_MS = 50;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 60_000;
+/** After a Retry-After of t seconds the next background round comes between t and (1 + this) * t. */
+const RETRY_AFTER_JITTER = 0.25;
 /** Changes per pushed page; the primary takes up to 5,000 and 1.9 MB. */
 const PUSH_LIMIT = 2000;
 const PUSH_BYTES = 1_900_000;
 const PULL_LIMIT = 2000;
+
+/** Pulled changes applied per transaction: small enough that a query waits a few ms at most. */
+const APPLY_SLICE = 64;
+
+/**
+ * Where to cut a page into slices: after at most APPLY_SLICE changes, at the end
+ * of a writer's transaction (txend, index 6) when one falls in the slice.
+ * @param {any[]} changes @returns {number[]} slice ends (exclusive)
+ */
+function slices(changes) {
+  const ends = [];
+  let start = 0;
+  while (start < changes.length) {
+    let end = Math.min(start + APPLY_SLICE, changes.length);
+    if (end < changes.length) {
+      let cut = end;
+      while (cut > start && changes[cut - 1][6] !== 1) cut--;
+      if (cut > start) end = cut; // else one transaction is bigger than a slice: apply it whole
+      else while (end < changes.length && changes[end - 1][6] !== 1) end++;
+    }
+    ends.push(end);
+    start = end;
+  }
+  return ends;
+}
+
+/** A macrotask boundary, so the worker's other work (queries, messages) gets its turn. */
+function yieldToEventLoop() {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => resolve();
+    ch.port2.postMessage(0);
+  });
+}
 
 export class SyncError extends Error {
   constructor(message, code, status = null, retryAfter = null) {
@@ -48,10 +84,12 @@ export class Syncer {
     this.lastError = null;
     this.progress = null;
     this.failures = 0;
+    /** performance.now() before which no background round starts (a Retry-After). */
+    this.notBefore = 0;
     this.timer = null;
     this.running = null;
     this.stopped = false;
-    this.onOnline = () => this.soon(0);
+    this.onOnline = () => this.wake();
     self.addEventListener('online', this.onOnline);
   }
 
@@ -64,21 +102,26 @@ export class Syncer {
   /** Fetch the schema document and bring the database to it; offline, use the cached one. */
   async start() {
     let doc = null;
+    let refused = null;
     try {
       const res = await fetch(this.url.replace(/\/$/, '') + '/schema', { headers: this.headers(), cache: 'no-store' });
       if (!res.ok) throw await this.httpError(res);
       doc = await res.json();
       this.online = true;
     } catch (e) {
-      if (e instanceof SyncError && e.status !== null && e.status !== 503) throw e;
-      this.online = false;
-      this.lastError = `cannot reach the primary at ${this.url}: ${e.message}`;
+      // 429 and 5xx are the primary's trouble, not this database's: start from the cached
+      // schema as when offline (a 401 or 409 is a setup error, and is raised).
+      if (e instanceof SyncError && e.status !== null && e.status < 500 && e.status !== 429) throw e;
+      if (e instanceof SyncError && e.status !== null) refused = e;
+      this.online = refused !== null;
+      this.lastError = refused ? e.message : `cannot reach the primary at ${this.url}: ${e.message}`;
     }
     const cached = this.cachedDoc();
     if (doc && (!cached || cached.version < doc.version || JSON.stringify(cached.client) !== JSON.stringify(doc.client))) {
       await this.db.whenIdle();
       applySchemaDoc(this.db, doc);
     } else if (!doc && !cached) {
+      if (refused) throw refused; // its code and Retry-After say when to try again
       throw new SyncError(
         `cannot reach the primary at ${this.url} and this database has never synced: ` +
         'the first start needs the network to fetch the schema', 'offline');
@@ -105,9 +148,15 @@ export class Syncer {
     }
   }
 
-  /** Schedule a background round in `ms` (sooner wins). */
+  /** The browser is back online (the worker's own event, or the page's relayed). */
+  wake() {
+    this.soon(0);
+  }
+
+  /** Schedule a background round in `ms` (sooner wins, but never before a Retry-After ends). */
   soon(ms) {
     if (this.stopped || !this.interval) return;
+    ms = Math.max(ms, this.notBefore - performance.now());
     if (this.timer !== null) {
       if (this.timerAt <= performance.now() + ms) return;
       clearTimeout(this.timer);
@@ -126,8 +175,17 @@ export class Syncer {
       this.soon(this.interval * 1000);
     } catch (e) {
       this.failures += 1;
-      let delay = e.retryAfter != null ? e.retryAfter * 1000
-        : Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1));
+      if (e.retryAfter != null) {
+        // The primary said when (429, 503): never sooner. Jitter only adds, and
+        // writes and 'online' events do not cut the wait short (see soon()).
+        const delay = e.retryAfter * 1000 * (1 + RETRY_AFTER_JITTER * Math.random());
+        this.notBefore = performance.now() + delay;
+        if (this.timer !== null) clearTimeout(this.timer); // set by a write during the refused round
+        this.timer = null;
+        this.soon(delay);
+        return;
+      }
+      let delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1));
       delay *= 0.5 + Math.random(); // jitter: replicas that failed together retry apart
       this.soon(delay);
     }
@@ -232,22 +290,34 @@ export class Syncer {
       this.db.runProgram(this.programs.ack, {
         acked: n ? r.acked : 0, rejected: JSON.stringify(rejected), server_hlc: String(r.server_hlc || '0'),
       });
-      if (changes.length || r.cursor !== st.cursor) {
-        this.db.runProgram(this.programs.apply, { page: JSON.stringify(changes), cursor: r.cursor, me: st.replica });
-      }
     });
     for (const rej of rejected) {
       console.warn(`[edgesql] the primary rejected change ${rej.seq}: ${rej.reason} (${rej.code})`);
     }
-    if (r.more) {
-      const applied = (this.progress ? this.progress.applied : 0) + changes.length;
-      this.progress = { applied, total: applied + Number(r.remaining || 0) };
-    } else {
-      this.progress = null;
+    const before = this.progress ? this.progress.applied : 0;
+    const total = r.more ? before + changes.length + Number(r.remaining || 0) : null;
+    // Apply the page in slices, each its own transaction and cut where a
+    // writer's transaction ends, yielding between them: the app's queries run
+    // in between instead of waiting for the whole page.
+    let start = 0;
+    for (const end of slices(changes)) {
+      const slice = changes.slice(start, end);
+      const cursor = end === changes.length ? r.cursor : slice[slice.length - 1][0];
+      await this.db.whenIdle();
+      this.db.atomicInternal(() => {
+        this.db.runProgram(this.programs.apply, { page: JSON.stringify(slice), cursor, me: st.replica });
+      });
+      start = end;
+      if (total !== null) this.progress = { applied: before + end, total };
+      if (end < changes.length) await yieldToEventLoop();
     }
-    if (changes.length || rejected.length) {
-      this.notify({ type: 'changes', tables: [...new Set(changes.map((c) => c[2]).concat(rejected.map(() => '*')))] });
+    if (!changes.length && r.cursor !== st.cursor) {
+      this.db.atomicInternal(() => {
+        this.db.runProgram(this.programs.apply, { page: '[]', cursor: r.cursor, me: st.replica });
+      });
     }
+    this.progress = total === null ? null : { applied: before + changes.length, total };
+    // (Live queries hear of pulled changes from the engine's commit, like any write.)
     this.notify({ type: 'status' });
     const pending = Number(this.db.query('SELECT count(*) FROM _edgesql_outbox')[0][0]);
     return { pushed: n - rejected.length, pulled: changes.length, more: !!r.more || (n > 0 && pending > 0) };
@@ -255,9 +325,11 @@ export class Syncer {
 
   status() {
     const [replica, pending, , version, last, , rejected] = this.db.query(this.programs.status[0])[0];
+    const retryIn = this.timer !== null && this.failures ? Math.max(0, (this.timerAt - performance.now()) / 1000) : null;
     return {
       pending: Number(pending), last_synced_at: last, last_error: this.lastError, online: this.online,
       progress: this.progress, replica, schema_version: Number(version), rejected: Number(rejected),
+      retry_in: retryIn,
     };
   }
 

@@ -10,6 +10,7 @@ Requests and answers are JSON text with exact types (see ``_wire.py``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ._backend import BackendInfo, Statement
@@ -54,13 +55,18 @@ class BrowserBackend:
         self._s = session
         self._in_tx = False
         self.info = info
+        self._listeners: set[Callable[[set[str]], None]] = set()
+        self._js_unsubscribe: Any = None
+        self._proxy: Any = None
 
     @property
     def in_transaction(self) -> bool:
         return self._in_tx
 
-    async def _call(self, req: dict[str, Any]) -> dict[str, Any]:
-        out = self._call_sync(dumps(req))
+    async def _call(self, req: dict[str, Any], slow: bool = False) -> dict[str, Any]:
+        # A slow request (a sync round trip) goes by postMessage, so it never holds
+        # the fast path while the app's queries wait behind it.
+        out = self._bridge.callAsync(dumps(req)) if slow else self._call_sync(dumps(req))
         if not isinstance(out, str):
             out = await self._wait(out)
         resp: dict[str, Any] = loads(out)
@@ -89,10 +95,38 @@ class BrowserBackend:
     async def tx(self, action: str, name: str = "", mode: str = "") -> None:
         await self._call({"op": "tx", "s": self._s, "action": action, "name": name, "mode": mode})
 
+    async def tables(self, sql: str) -> tuple[list[str], list[str]]:
+        """The tables ``sql`` reads and writes (from SQLite's authorizer)."""
+        r = await self._call({"op": "tables", "s": self._s, "sql": sql})
+        return r["reads"], r["writes"]
+
+    def subscribe(self, listener: Callable[[set[str]], None]) -> Callable[[], None]:
+        """Call ``listener(tables)`` after each committed change to this database."""
+        self._listeners.add(listener)
+        if self._js_unsubscribe is None:
+            from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
+
+            self._proxy = create_proxy(self._on_event)
+            self._js_unsubscribe = self._bridge.subscribe(self._proxy)
+
+        def unsubscribe() -> None:
+            self._listeners.discard(listener)
+
+        return unsubscribe
+
+    def _on_event(self, msg: Any) -> None:
+        if msg.db != self.info.path:
+            return
+        event = msg.event
+        if event.type == "changes":
+            tables = set(event.tables.to_py())
+            for listener in list(self._listeners):
+                listener(tables)
+
     async def sync(self) -> Any:
         from .sync.status import SyncResult
 
-        r = await self._call({"op": "sync.now", "s": self._s})
+        r = await self._call({"op": "sync.now", "s": self._s}, slow=True)
         return SyncResult(r["pushed"], r["pulled"])
 
     async def sync_status(self) -> Any:
@@ -111,16 +145,23 @@ class BrowserBackend:
             st["replica"],
             st["schema_version"],
             st["rejected"],
+            st.get("retry_in"),
         )
 
     async def close(self) -> None:
         await self._call({"op": "close", "s": self._s})
         self._in_tx = False
+        if self._js_unsubscribe is not None:
+            self._js_unsubscribe()
+            self._js_unsubscribe = None
+            self._proxy.destroy()
+        self._listeners.clear()
 
 
 async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
     """Open ``path`` in the page's DB worker (OPFS, or memory where OPFS is missing)."""
     storage = options.pop("storage", "opfs")
+    durability = options.pop("durability", "normal")
     sync_url = options.pop("sync_url", None)
     auth_token = options.pop("auth_token", None)
     interval = options.pop("sync_interval", 30.0)
@@ -129,6 +170,8 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
         raise ProgrammingError(f"connect() got unknown options {sorted(unknown)}")
     if storage not in ("opfs", "memory"):
         raise ProgrammingError(f'storage must be "opfs" or "memory", not {storage!r}')
+    if durability not in ("normal", "full"):
+        raise ProgrammingError(f'durability must be "normal" or "full", not {durability!r}')
     try:
         bridge = await _get_bridge()
     except Exception as e:  # the JS module failed to load: say where it was looked for
@@ -136,7 +179,9 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
             f"cannot load the edgesql bridge from {_config['bridge_url']!r} ({e}); "
             "serve the web/ folder (serve.py does) or call edgesql.configure(bridge_url=...)"
         ) from None
-    out = bridge.callSync(dumps({"op": "open", "path": path, "options": {"storage": storage}}))
+    out = bridge.callSync(
+        dumps({"op": "open", "path": path, "options": {"storage": storage, "durability": durability}})
+    )
     if not isinstance(out, str):
         out = await bridge.wait(out)
     r = loads(out)
@@ -149,7 +194,8 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
         persistent=r["persistent"],
         sqlite_version=r["sqlite_version"],
         warning=r["warning"],
-        extra={"fast_path": bool(bridge.fastPath)},
+        # owner: whether this tab's worker holds the database (others route to it).
+        extra={"fast_path": bool(bridge.fastPath), "owner": bool(r.get("owner", True))},
     )
     if info.warning:
         log.warning("edgesql: %s", info.warning)
@@ -160,7 +206,8 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
         url = str(js.URL.new(sync_url, js.location.href).href)
         try:
             await backend._call(
-                {"op": "sync.start", "s": r["s"], "url": url, "token": auth_token, "interval": interval or 0}
+                {"op": "sync.start", "s": r["s"], "url": url, "token": auth_token, "interval": interval or 0},
+                slow=True,
             )
         except BaseException:
             await backend.close()

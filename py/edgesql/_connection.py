@@ -9,7 +9,7 @@ in ``_native.py`` and ``_browser.py``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -19,6 +19,7 @@ from ._params import Params, check_many, check_params
 from ._result import ResultSet
 from ._split import split_statements
 from ._transaction import Transaction
+from ._watch import Watch
 
 __all__ = ["Connection", "connect"]
 
@@ -110,6 +111,29 @@ class Connection:
         """
         self._check_open()
         return Transaction(self, mode)
+
+    # -- live queries --------------------------------------------------------
+    def watch(
+        self,
+        sql: str,
+        params: Params | None = None,
+        *,
+        callback: Callable[[ResultSet], Any] | None = None,
+        distinct: bool = True,
+    ) -> Watch:
+        """A live query: a fresh :class:`ResultSet` now and whenever a table it reads changes.
+
+        Iterate it with ``async for``, or pass ``callback`` (a function or
+        coroutine function) to have it called with each result. Bursts of
+        changes are coalesced; with ``distinct`` an unchanged result is not
+        delivered again. ``await watch.close()`` stops it.
+        """
+        self._check_open()
+        _check_sql(sql)
+        w = Watch(self, sql, params, distinct)
+        if callback is not None:
+            w._run_callback(callback)
+        return w
 
     # -- sync --------------------------------------------------------------
     async def sync(self) -> Any:

@@ -7,7 +7,8 @@ less than handing it to a thread would.
 
 Durability: a file database uses WAL with ``synchronous=NORMAL``; a write is
 durable once its ``await`` returns, against a crash of the process (a power
-cut can lose the last transactions, never corrupt the file).
+cut can lose the last transactions, never corrupt the file). With
+``durability="full"`` every commit is flushed to disk (``synchronous=FULL``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from ._backend import BackendInfo, Statement
 from ._exceptions import Error, ProgrammingError, error_for_code
 from ._result import ResultSet
-from ._split import split_statements
+from ._split import has_statement, split_statements
 
 __all__ = ["NativeBackend", "open_native_backend", "translate_error"]
 
@@ -34,6 +35,21 @@ _STDLIB_KIND = {
 }
 
 
+#: How long a statement waits for another connection's transaction before SQLITE_BUSY (as in the browser).
+BUSY_TIMEOUT_MS = 5000
+SQLITE_BUSY = 5
+SQLITE_MISUSE = 21
+
+
+def _no_statement() -> ProgrammingError:
+    # The words of the browser's engine, which refuses such SQL when it prepares it.
+    return ProgrammingError(
+        "the SQL holds no statement (only blanks or comments)",
+        sqlite_errorcode=SQLITE_MISUSE,
+        sqlite_errorname="SQLITE_MISUSE",
+    )
+
+
 def translate_error(e: Exception, context: str = "") -> Error:
     """Turn a stdlib sqlite3 exception into the edgesql exception of the same meaning."""
     from . import _exceptions
@@ -43,6 +59,12 @@ def translate_error(e: Exception, context: str = "") -> Error:
     message = f"{context}{e}"
     if code is not None:
         cls = error_for_code(code)
+        if code & 0xFF == SQLITE_BUSY:
+            # SQLite only says "database is locked": say why, and what to do (as the browser does).
+            message += (
+                f": another connection has held a transaction open for more than {BUSY_TIMEOUT_MS // 1000} s; "
+                "commit or roll it back (async with db.transaction() does this for you)"
+            )
     else:
         cls = getattr(_exceptions, _STDLIB_KIND.get(type(e).__name__, "OperationalError"))
         if "closed" in str(e):
@@ -61,23 +83,25 @@ def _unhex(value: str | bytes | None) -> bytes | None:
         return None
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, durability: str = "normal") -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=512)
     if sqlite3.sqlite_version_info < (3, 41, 0):
         conn.create_function("unhex", 1, _unhex, deterministic=True)
-    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if path != ":memory:" and not path.startswith("file::memory:"):
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
     return conn
 
 
 class NativeBackend:
     """One stdlib sqlite3 connection, speaking the :class:`Backend` protocol."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, durability: str = "normal") -> None:
+        if durability not in ("normal", "full"):
+            raise ProgrammingError(f'durability must be "normal" or "full", not {durability!r}')
         try:
-            self._db: sqlite3.Connection | None = _connect(path)
+            self._db: sqlite3.Connection | None = _connect(path, durability)
         except sqlite3.Error as e:
             raise translate_error(e, f"cannot open {path!r}: ") from None
         memory = path == ":memory:"
@@ -92,6 +116,13 @@ class NativeBackend:
         # (the sync layer marks the end of a unit in the outbox with it).
         self.before_commit: list[str] = []
         self.replica: Any = None  # sync.replica.NativeReplica when connected with sync_url
+        # Live queries: which tables statements read and write (SQLite's
+        # authorizer, at compile time), and who to tell about changes.
+        self._collect: tuple[set[str], set[str]] | None = None
+        self._tables: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        self._dirty: set[str] = set()
+        self._listeners: set[Any] = set()
+        self.db.set_authorizer(self._authorize)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -106,8 +137,64 @@ class NativeBackend:
     def in_transaction(self) -> bool:
         return self._db is not None and self._db.in_transaction
 
+    # -- live queries ---------------------------------------------------------------
+
+    def _authorize(self, action: int, arg1: str | None, *_rest: Any) -> int:
+        c = self._collect
+        if c is not None and arg1 and not arg1.startswith("sqlite_"):
+            if action == sqlite3.SQLITE_READ:
+                c[0].add(arg1)
+            elif action in (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE):
+                c[1].add(arg1)
+        return sqlite3.SQLITE_OK
+
+    def tables_of(self, sql: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The tables ``sql`` reads and writes, from compiling it (nothing is run)."""
+        known = self._tables.get(sql)
+        if known is not None:
+            return known
+        self._collect = (set(), set())
+        try:
+            # EXPLAIN compiles the statement (the authorizer sees every table,
+            # triggers included) without running it. Missing parameters make the
+            # stdlib refuse to *bind* after compiling, which is all we need.
+            self.db.execute("EXPLAIN " + sql).fetchall()
+        except (sqlite3.ProgrammingError, sqlite3.OperationalError):
+            pass
+        finally:
+            reads, writes = self._collect
+            self._collect = None
+        out = (frozenset(reads), frozenset(writes))
+        if len(self._tables) < 1024:
+            self._tables[sql] = out
+        return out
+
+    async def tables(self, sql: str) -> tuple[list[str], list[str]]:
+        reads, writes = self.tables_of(sql)
+        return sorted(reads), sorted(writes)
+
+    def subscribe(self, listener: Any) -> Any:
+        self._listeners.add(listener)
+        return lambda: self._listeners.discard(listener)
+
+    def emit(self, tables: set[str] | frozenset[str]) -> None:
+        """Tell live queries that ``tables`` changed (a commit, or pulled changes)."""
+        for listener in list(self._listeners):
+            listener(set(tables))
+
+    def _wrote(self, sql: str) -> None:
+        if self._listeners:
+            self._dirty |= self.tables_of(sql)[1]
+
+    def _flush(self) -> None:
+        if self._dirty and not self.in_transaction:
+            dirty, self._dirty = self._dirty, set()
+            self.emit(dirty)
+
     def _run(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
         db = self.db
+        if not has_statement(sql):
+            raise _no_statement()
         before = db.total_changes
         try:
             cur = db.execute(sql, params)
@@ -119,6 +206,7 @@ class NativeBackend:
         columns = tuple(d[0] for d in cur.description) if cur.description else ()
         if db.total_changes == before:
             return ResultSet(columns, raw, 0, None)
+        self._wrote(sql)
         changes, rowid = db.execute("SELECT changes(), last_insert_rowid()").fetchone()
         return ResultSet(columns, raw, changes, rowid)
 
@@ -138,6 +226,7 @@ class NativeBackend:
             if outer:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
+                self._dirty.clear()
             else:
                 db.execute("ROLLBACK TO edgesql_atomic")
                 db.execute("RELEASE edgesql_atomic")
@@ -152,13 +241,18 @@ class NativeBackend:
             self.replica.wrote()
 
     async def execute(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
-        if self.before_commit and not self.in_transaction and _may_write(sql):
-            return self._atomic(lambda: self._run(sql, params))
-        return self._run(sql, params)
+        try:
+            if self.before_commit and not self.in_transaction and _may_write(sql):
+                return self._atomic(lambda: self._run(sql, params))
+            return self._run(sql, params)
+        finally:
+            self._flush()
 
     async def executemany(self, sql: str, seq: list[list[Any] | dict[str, Any]]) -> ResultSet:
         def work() -> ResultSet:
             db = self.db
+            if not has_statement(sql):
+                raise _no_statement()
             before = db.total_changes
             total = 0
             columns: tuple[str, ...] = ()
@@ -172,10 +266,15 @@ class NativeBackend:
                     columns = tuple(d[0] for d in cur.description)
                 if cur.rowcount > 0:
                     total += cur.rowcount
+            if db.total_changes != before:
+                self._wrote(sql)
             rowid = db.execute("SELECT last_insert_rowid()").fetchone()[0]
             return ResultSet(columns, [], total, rowid if db.total_changes != before else None)
 
-        return self._atomic(work)
+        try:
+            return self._atomic(work)
+        finally:
+            self._flush()
 
     async def batch(self, statements: list[Statement]) -> list[ResultSet]:
         def work() -> list[ResultSet]:
@@ -191,14 +290,20 @@ class NativeBackend:
                     ) from None
             return out
 
-        return self._atomic(work)
+        try:
+            return self._atomic(work)
+        finally:
+            self._flush()
 
     async def script(self, sql: str) -> None:
         def work() -> None:
             for stmt in split_statements(sql):
                 self._run(stmt, [])
 
-        self._atomic(work)
+        try:
+            self._atomic(work)
+        finally:
+            self._flush()
 
     async def tx(self, action: str, name: str = "", mode: str = "") -> None:
         db = self.db
@@ -209,6 +314,7 @@ class NativeBackend:
                 self._commit()
             elif action == "rollback":
                 db.execute("ROLLBACK")
+                self._dirty.clear()
             elif action == "savepoint":
                 db.execute(f'SAVEPOINT "{name}"')
             elif action == "release":
@@ -219,6 +325,8 @@ class NativeBackend:
                 raise ProgrammingError(f"unknown transaction action {action!r}")
         except sqlite3.Error as e:
             raise translate_error(e) from None
+        finally:
+            self._flush()
 
     async def sync(self) -> Any:
         return await self._sync_replica().sync()
@@ -257,10 +365,10 @@ async def open_native_backend(path: str, **options: Any) -> NativeBackend:
     ``await db.sync()``). ``transport`` replaces the HTTP client (tests use
     it to inject faults).
     """
-    unknown = set(options) - {"schema", "sync_url", "auth_token", "sync_interval", "transport"}
+    unknown = set(options) - {"schema", "sync_url", "auth_token", "sync_interval", "transport", "durability"}
     if unknown:
         raise ProgrammingError(f"connect() got unknown options {sorted(unknown)}")
-    backend = NativeBackend(path)
+    backend = NativeBackend(path, options.get("durability", "normal"))
     sync_url = options.get("sync_url")
     if sync_url:
         from .sync.replica import NativeReplica
@@ -271,6 +379,7 @@ async def open_native_backend(path: str, **options: Any) -> NativeBackend:
             auth_token=options.get("auth_token"),
             transport=options.get("transport"),
             interval=options.get("sync_interval", 30.0),
+            on_change=backend.emit,
         )
         try:
             await replica.start()

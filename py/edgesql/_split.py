@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["split_statements"]
+__all__ = ["has_statement", "split_statements"]
 
 
 def split_statements(sql: str) -> list[str]:
@@ -26,3 +26,24 @@ def split_statements(sql: str) -> list[str]:
     if sql[start:].strip():
         out.append(sql[start:].strip())
     return out
+
+
+def has_statement(sql: str) -> bool:
+    """Does ``sql`` hold more than blanks, semicolons and comments (what SQLite would prepare)?"""
+    i, n = 0, len(sql)
+    while i < n:
+        if sql[i] in " \t\r\n\f;":
+            i += 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            if end == -1:
+                return False
+            i = end + 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            if end == -1:
+                return False  # SQLite reads an unterminated comment to the end
+            i = end + 2
+        else:
+            return True
+    return False

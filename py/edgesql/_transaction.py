@@ -20,7 +20,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import ProgrammingError
+from ._exceptions import OperationalError, ProgrammingError
 from ._params import Params
 
 if TYPE_CHECKING:
@@ -90,6 +90,13 @@ class Transaction:
         """Commit now (release the savepoint when nested); the block then ends."""
         self._finish()
         conn = self._conn
+        if not conn._backend.in_transaction:
+            raise OperationalError(
+                "the transaction had already been rolled back (an error ended it, or the tab holding "
+                "the database closed), so nothing was committed: run it again",
+                sqlite_errorcode=4,
+                sqlite_errorname="SQLITE_ABORT",
+            )
         if self._savepoint:
             await conn._backend.tx("release", name=self._savepoint)
             return
@@ -108,11 +115,15 @@ class Transaction:
         conn = self._conn
         if conn.closed:
             return  # close() already rolled the whole transaction back
+        if not conn._backend.in_transaction:
+            # The whole transaction is already gone (SQLite rolled it back after
+            # an error, or the tab holding the database closed): nothing to undo.
+            return
         if self._savepoint:
             # ROLLBACK TO keeps the savepoint on the stack; RELEASE pops it.
             await conn._backend.tx("rollback_to", name=self._savepoint)
             await conn._backend.tx("release", name=self._savepoint)
-        elif conn._backend.in_transaction:
+        else:
             await conn._backend.tx("rollback")
 
     def _finish(self) -> None:

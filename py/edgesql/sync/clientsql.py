@@ -56,11 +56,12 @@ _SEQ = "max((SELECT rseq FROM _edgesql_state WHERE id = 1), coalesce((SELECT max
 _CAPTURING = "(SELECT applying FROM _edgesql_state WHERE id = 1) = 0"
 
 
+# The winning cell of each (table, key, column) in the page being applied.
 INBOX_DDL = (
-    "CREATE TEMP TABLE IF NOT EXISTS _edgesql_inbox (tbl TEXT NOT NULL, pk TEXT NOT NULL, "
-    "col TEXT NOT NULL, hlc INTEGER NOT NULL, replica TEXT NOT NULL, val TEXT NOT NULL)"
+    "CREATE TEMP TABLE IF NOT EXISTS _edgesql_pulled (tbl TEXT NOT NULL, pk TEXT NOT NULL, "
+    "col TEXT NOT NULL, hlc INTEGER NOT NULL, replica TEXT NOT NULL, val TEXT NOT NULL, "
+    "PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID"
 )
-INBOX_INDEX = "CREATE INDEX IF NOT EXISTS temp._edgesql_inbox_cell ON _edgesql_inbox (tbl, pk, col)"
 
 
 def setup_sql() -> list[str]:
@@ -165,7 +166,7 @@ TXEND = (
 PUSH_PAGE = """
 WITH page AS (
   SELECT seq, tbl, pk, hlc, cells, txend,
-         sum(length(cells) + length(pk) + length(tbl) + 48) OVER (ORDER BY seq) AS bytes
+         sum(length(CAST(cells AS BLOB)) + length(pk) + length(CAST(tbl AS BLOB)) + 48) OVER (ORDER BY seq) AS bytes
   FROM _edgesql_outbox WHERE seq > :after ORDER BY seq LIMIT :limit
 ), cut AS (
   SELECT coalesce((SELECT max(seq) FROM page WHERE txend = 1 AND bytes <= :bytes),
@@ -230,48 +231,84 @@ def _decode_or_default(enc_sql: str, default: str | None) -> str:
     return f"coalesce({d}, {default})" if default is not None else d
 
 
+def pivot(t: Table, source: str, where: str, cols: list[str], group_by_pk: bool) -> str:
+    """A subquery turning cell rows (``col``, ``val``) of ``source`` into one row per key.
+
+    Aggregating keeps SQLite from flattening it, so each cell is looked up
+    once, not once per mention in the decoding expression.
+    """
+    picks = ", ".join(f"max(CASE WHEN col = {quote_text(c)} THEN val END) AS {quote_ident(c)}" for c in cols)
+    head = "pk, " if group_by_pk else ""
+    tail = " GROUP BY pk" if group_by_pk else ""
+    return f"(SELECT {head}{picks} FROM {source} WHERE {where}{tail})"
+
+
 def _apply_table(t: Table) -> list[str]:
-    """Materialize the winning cells now in ``_edgesql_inbox`` into table ``t``."""
+    """Materialize the winning cells now in ``_edgesql_pulled`` into table ``t``."""
     tq = quote_ident(t.name)
     tl = quote_text(t.name)
     pkcols = ", ".join(quote_ident(c) for c in t.pk)
     pk_tuple = f"({pkcols})" if len(t.pk) > 1 else pkcols
+    exists_col = quote_text(EXISTS)
 
     def keys(where: str) -> str:
         cols = ", ".join(key_decode("i.pk", n) for n in range(len(t.pk)))
-        return f"SELECT {cols} FROM temp._edgesql_inbox i WHERE i.tbl = {tl} AND {where}"
+        return f"SELECT {cols} FROM temp._edgesql_pulled i WHERE i.tbl = {tl} AND {where}"
 
-    def clock_value(c: str) -> str:
-        return f"(SELECT val FROM _edgesql_clock WHERE tbl = {tl} AND pk = i.pk AND col = {quote_text(c)})"
-
+    value_names = [c.name for c in t.value_columns]
     cols = ", ".join(quote_ident(c.name) for c in t.columns)
+
+    def winning(col: str) -> str:
+        # The clock's cell, or this replica's pending write of it where that is newer: a row
+        # rebuilt from the clock (deleted by one pulled page, inserted again by a later one)
+        # must keep the writes not pushed yet, or it stays behind the primary for good.
+        c = quote_text(col)
+        pending = (
+            f"(SELECT j.value FROM _edgesql_outbox o, json_each(o.cells) j WHERE o.tbl = {tl} AND o.pk = w.pk "
+            f"AND j.key = {c} AND NOT EXISTS (SELECT 1 FROM _edgesql_clock k WHERE k.tbl = {tl} AND k.pk = w.pk "
+            f"AND k.col = {c} AND (k.hlc, k.replica) >= (o.hlc, :me)) ORDER BY o.seq DESC LIMIT 1)"
+        )
+        return f"coalesce({pending}, w.{quote_ident(col)})"
+
     values = ", ".join(
-        key_decode("i.pk", t.pk.index(c.name))
+        key_decode("w.pk", t.pk.index(c.name))
         if c.name in t.pk
-        else _decode_or_default(clock_value(c.name), c.default)
+        else _decode_or_default(winning(c.name), c.default)
         for c in t.columns
     )
-    exists_col = quote_text(EXISTS)
+    # New rows: the clock's cells of the keys whose winning cell in this page is
+    # an insert, one row per key.
+    new_keys = f"SELECT pk FROM temp._edgesql_pulled WHERE tbl = {tl} AND col = {exists_col} AND val = {quote_text(ENC_ONE)}"
+    clock_rows = (
+        pivot(t, "_edgesql_clock", f"tbl = {tl} AND pk IN ({new_keys})", value_names, True)
+        if value_names
+        else (
+            f"(SELECT DISTINCT pk FROM temp._edgesql_pulled WHERE tbl = {tl} AND col = {exists_col} AND val = {quote_text(ENC_ONE)})"
+        )
+    )
     out = [
         # A winning delete removes the row; its values stay in the clock.
         f"DELETE FROM {tq} WHERE {pk_tuple} IN ({keys(f'i.col = {exists_col} AND i.val = {quote_text(ENC_ZERO)}')})",
-        # A winning insert of a row this replica does not have: build it from the
-        # clock, which now holds the insert's cells and any later winning ones.
-        f"INSERT INTO {tq} ({cols}) SELECT {values} FROM temp._edgesql_inbox i "
-        f"WHERE i.tbl = {tl} AND i.col = {exists_col} AND i.val = {quote_text(ENC_ONE)} "
-        f"AND NOT EXISTS (SELECT 1 FROM {tq} WHERE {_pk_match(t, 'i.pk')})",
     ]
-    if t.value_columns:
-        row_key = _key(t, tq)
+    if value_names:
         # Each winning cell of a row that exists: only those columns change, so
         # this replica's pending writes to other columns stay as they are.
+        cells = pivot(t, "temp._edgesql_pulled", f"tbl = {tl} AND col != {exists_col}", value_names, True)
+        # Keys this replica has a row for (an initial pull has none: skip it all).
+        cells = cells[:-1] + f" HAVING EXISTS (SELECT 1 FROM {tq} WHERE {_pk_match(t, 'pk')}))"
         sets = ", ".join(
-            f"{quote_ident(c.name)} = (SELECT CASE WHEN w.val IS NULL THEN {tq}.{quote_ident(c.name)} "
-            f"ELSE {decode('w.val')} END FROM (SELECT (SELECT i.val FROM temp._edgesql_inbox i "
-            f"WHERE i.tbl = {tl} AND i.pk = {row_key} AND i.col = {quote_text(c.name)}) AS val) w)"
-            for c in t.value_columns
+            f"{quote_ident(c)} = CASE WHEN w.{quote_ident(c)} IS NULL THEN {tq}.{quote_ident(c)} "
+            f"ELSE {decode(f'w.{quote_ident(c)}')} END"
+            for c in value_names
         )
-        out.append(f"UPDATE {tq} SET {sets} WHERE {pk_tuple} IN ({keys(f'i.col != {exists_col}')})")
+        out.append(f"UPDATE {tq} SET {sets} FROM {cells} w WHERE {_pk_match(t, 'w.pk')}")
+    out.append(
+        # A winning insert of a row this replica does not have: build it from the
+        # clock, which now holds the insert's cells and any later winning ones.
+        # (After the UPDATE, which so only touches rows that were already here.)
+        f"INSERT INTO {tq} ({cols}) SELECT {values} FROM {clock_rows} w "
+        f"WHERE w.pk IN ({new_keys}) AND NOT EXISTS (SELECT 1 FROM {tq} WHERE {_pk_match(t, 'w.pk')})"
+    )
     return out
 
 
@@ -283,33 +320,33 @@ def programs(schema: Schema) -> dict[str, list[str]]:
                  (JSON array of {"seq", "code", "reason"}), :server_hlc
     * ``rotate`` param :replica — a restored or cloned database takes a new id
     """
+    # Each change's fields are read once (MATERIALIZED), not once per cell; of
+    # several stamps for one cell in the page only the greatest stays.
     inbox_fill = (
-        "INSERT INTO temp._edgesql_inbox (tbl, pk, col, hlc, replica, val) "
-        "SELECT c.value ->> '$[2]', c.value ->> '$[3]', j.key, CAST(c.value ->> '$[4]' AS INTEGER), "
-        "c.value ->> '$[1]', j.value "
-        "FROM json_each(:page) c, json_each(c.value, '$[5]') j"
+        "WITH x AS MATERIALIZED (SELECT c.value ->> '$[2]' AS tbl, c.value ->> '$[3]' AS pk, "
+        "CAST(c.value ->> '$[4]' AS INTEGER) AS hlc, c.value ->> '$[1]' AS replica, c.value -> '$[5]' AS cells "
+        "FROM json_each(:page) c) "
+        "INSERT INTO temp._edgesql_pulled (tbl, pk, col, hlc, replica, val) "
+        "SELECT x.tbl, x.pk, j.key, x.hlc, x.replica, j.value FROM x, json_each(x.cells) j WHERE true "
+        "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val "
+        "WHERE (excluded.hlc, excluded.replica) > (_edgesql_pulled.hlc, _edgesql_pulled.replica)"
     )
     apply = [
         # The inbox is a TEMP table (per connection, in memory): create it on first use.
         INBOX_DDL,
-        INBOX_INDEX,
         "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
-        "DELETE FROM temp._edgesql_inbox",
+        "DELETE FROM temp._edgesql_pulled",
         inbox_fill,
-        # Only the greatest stamp per cell in this page matters.
-        "DELETE FROM temp._edgesql_inbox WHERE EXISTS (SELECT 1 FROM temp._edgesql_inbox b "
-        "WHERE b.tbl = _edgesql_inbox.tbl AND b.pk = _edgesql_inbox.pk AND b.col = _edgesql_inbox.col "
-        "AND (b.hlc, b.replica) > (_edgesql_inbox.hlc, _edgesql_inbox.replica))",
         # It loses to the clock's stamp...
-        "DELETE FROM temp._edgesql_inbox WHERE EXISTS (SELECT 1 FROM _edgesql_clock k "
-        "WHERE k.tbl = _edgesql_inbox.tbl AND k.pk = _edgesql_inbox.pk AND k.col = _edgesql_inbox.col "
-        "AND (k.hlc, k.replica) >= (_edgesql_inbox.hlc, _edgesql_inbox.replica))",
+        "DELETE FROM temp._edgesql_pulled WHERE EXISTS (SELECT 1 FROM _edgesql_clock k "
+        "WHERE k.tbl = _edgesql_pulled.tbl AND k.pk = _edgesql_pulled.pk AND k.col = _edgesql_pulled.col "
+        "AND (k.hlc, k.replica) >= (_edgesql_pulled.hlc, _edgesql_pulled.replica))",
         # ...and to a pending local write of the same cell with a greater stamp.
-        "DELETE FROM temp._edgesql_inbox WHERE EXISTS (SELECT 1 FROM _edgesql_outbox o, json_each(o.cells) j "
-        "WHERE o.tbl = _edgesql_inbox.tbl AND o.pk = _edgesql_inbox.pk AND j.key = _edgesql_inbox.col "
-        "AND (o.hlc, :me) >= (_edgesql_inbox.hlc, _edgesql_inbox.replica))",
+        "DELETE FROM temp._edgesql_pulled WHERE EXISTS (SELECT 1 FROM _edgesql_outbox o, json_each(o.cells) j "
+        "WHERE o.tbl = _edgesql_pulled.tbl AND o.pk = _edgesql_pulled.pk AND j.key = _edgesql_pulled.col "
+        "AND (o.hlc, :me) >= (_edgesql_pulled.hlc, _edgesql_pulled.replica))",
         "INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) "
-        "SELECT tbl, pk, col, hlc, replica, val FROM temp._edgesql_inbox WHERE true "
+        "SELECT tbl, pk, col, hlc, replica, val FROM temp._edgesql_pulled WHERE true "
         "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val",
     ]
     for t in schema.tables:
@@ -319,7 +356,7 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         # slow clock would stamp its next write below what it just saw).
         "UPDATE _edgesql_state SET applying = 0, cursor = max(cursor, :cursor), "
         "hlc = max(hlc, coalesce((SELECT max(CAST(value ->> '$[4]' AS INTEGER)) FROM json_each(:page)), 0)) WHERE id = 1",
-        "DELETE FROM temp._edgesql_inbox",
+        "DELETE FROM temp._edgesql_pulled",
     ]
 
     rejected_keys = "SELECT o.tbl AS tbl, o.pk AS k FROM _edgesql_rejected o WHERE o.seq IN (SELECT value ->> '$.seq' FROM json_each(:rejected))"

@@ -4,8 +4,9 @@ It fetches the primary's schema document, applies its migrations, triggers
 and statement programs, then pushes the outbox and applies pulled pages by
 running those programs — it decides nothing itself. A background task syncs
 after local writes (debounced), every ``interval`` seconds, and backs off
-exponentially with jitter when the primary cannot be reached; failures never
-lose or reorder the outbox.
+exponentially with jitter when the primary cannot be reached; when the
+primary answers with ``Retry-After`` (429 ``rate_limited``, 503) it waits at
+least that long. Failures never lose or reorder the outbox.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ log = logging.getLogger("edgesql.sync")
 DEBOUNCE_S = 0.05
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 60.0
+#: After a Retry-After of t seconds the next try comes between t and (1 + this) * t.
+RETRY_AFTER_JITTER = 0.25
 
 
 def schema_url(sync_url: str) -> str:
@@ -95,7 +98,7 @@ class NativeReplica:
         auth_token: str | None = None,
         transport: Transport | None = None,
         interval: float | None = 30.0,
-        on_change: Callable[[], None] | None = None,
+        on_change: Callable[[set[str]], None] | None = None,
     ) -> None:
         if not sync_url.startswith(("http://", "https://")):
             raise SyncError(
@@ -140,7 +143,14 @@ class NativeReplica:
             return
         self._online = True
         if resp.status != 200:
-            raise self._http_error(resp)
+            err = self._http_error(resp)
+            if (resp.status == 429 or resp.status >= 500) and self._cached_doc() is not None:
+                # The primary's trouble (rate limit, outage), not this database's: start on
+                # the cached schema, as offline. A 401 or 409 is a setup error and is raised.
+                self._last_error = str(err)
+                self._load_programs()
+                return
+            raise err
         doc = json.loads(resp.body)
         cached = self._cached_doc()
         if cached is None or cached["version"] < doc["version"] or cached.get("client") != doc.get("client"):
@@ -268,8 +278,9 @@ class NativeReplica:
                     rej.get("reason"),
                     rej.get("code"),
                 )
-        if changes and self._on_change:
-            self._on_change()
+        if (changes or r.get("rejected")) and self._on_change:
+            tables = {c[2] for c in changes if isinstance(c, list) and len(c) > 2}
+            self._on_change(tables | ({"*"} if r.get("rejected") else set()))
         more = bool(r.get("more")) or (n > 0 and self._pending() > 0)
         if r.get("more"):
             applied = (self._progress.applied if self._progress else 0) + len(changes)
@@ -326,15 +337,30 @@ class NativeReplica:
             try:
                 await self.sync()
                 failures = 0
-            except SyncError as e:
+            except Exception as e:
                 failures += 1
-                delay = e.retry_after or min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (failures - 1))
-                delay *= 0.5 + random.random()  # jitter: replicas that failed together retry apart
-                log.info("edgesql: sync failed (%s); retrying in %.1f s", e, delay)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
+                if not isinstance(e, SyncError):
+                    # A bug, or a local failure (the file locked by another process past
+                    # the busy timeout...): the loop must outlive it, or nothing would
+                    # sync again until the app restarts. The outbox keeps every change.
+                    self._last_error = f"{type(e).__name__}: {e}"
+                    log.warning("edgesql: sync failed unexpectedly; retrying with backoff", exc_info=True)
+                retry_after = e.retry_after if isinstance(e, SyncError) else None
+                if retry_after is not None:
+                    # The primary said when (429, 503): never sooner. Jitter only adds,
+                    # and a local write does not cut the wait short (it would be refused too).
+                    delay = retry_after * (1 + RETRY_AFTER_JITTER * random.random())
+                    log.info("edgesql: sync refused (%s); retrying in %.1f s as asked", e, delay)
+                    await asyncio.sleep(delay)
+                else:
+                    delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (failures - 1))
+                    delay *= 0.5 + random.random()  # jitter: replicas that failed together retry apart
+                    log.info("edgesql: sync failed (%s); retrying in %.1f s", e, delay)
+                    try:
+                        # A local write ends the wait: the network may be back.
+                        await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                    except TimeoutError:
+                        pass
                 self._wake.set()
 
     async def close(self) -> None:

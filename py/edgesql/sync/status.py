@@ -54,7 +54,9 @@ class SyncStatus:
     ``pending`` counts local changes the primary has not acknowledged;
     ``last_synced_at`` is an ISO time or ``None``; ``last_error`` the last
     failure's message (``None`` once a round succeeds); ``online`` whether
-    the last attempt reached the primary; ``progress`` is set during a long pull.
+    the last attempt reached the primary; ``progress`` is set during a long pull;
+    ``rejected`` counts writes the primary refused (see ``_edgesql_rejected``);
+    ``retry_in`` is the seconds until the next attempt after a failure.
     """
 
     pending: int
@@ -65,3 +67,4 @@ class SyncStatus:
     replica: str
     schema_version: int
     rejected: int
+    retry_in: float | None = None

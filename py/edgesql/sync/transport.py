@@ -9,6 +9,7 @@ core package needs no third-party library.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -55,3 +56,7 @@ class HttpTransport:
         except urllib.error.URLError as e:
             reason = e.reason if isinstance(e.reason, OSError) else OSError(str(e.reason))
             raise reason from None
+        except http.client.HTTPException as e:
+            # The connection broke mid-answer (IncompleteRead, BadStatusLine...): no answer
+            # came, as the Transport contract says with OSError.
+            raise ConnectionError(f"the connection broke during the answer: {e!r}") from None
