@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from .pwa import install_pwa
 from .wheel import Wheel, build_browser_wheel
 
 __all__ = ["ServerConfig", "create_app"]
@@ -125,5 +126,6 @@ def create_app(config: ServerConfig, extra_routes: list[BaseRoute] | None = None
     ]
     app = Starlette(routes=routes)
     app.state.wheel = wheel
+    install_pwa(app, root / "web")  # /sw.js and its precache list (app.state.precache)
     app.add_middleware(HeadersMiddleware)
     return app
