@@ -42,6 +42,15 @@ EDGE_VALUES: list[Any] = [
 ]
 
 
+# What syncs: a change is stored as one JSON text of at most 1.9 MB (D1's 2 MB
+# value limit) and BLOBs travel as hex, so the largest BLOB that syncs is about
+# 0.95 MB; the 1 MiB BLOB above is replaced by one that fits.
+SYNC_EDGE_VALUES: list[Any] = [v for v in EDGE_VALUES if not (isinstance(v, bytes) and len(v) > 900_000)] + [
+    bytes(range(256)) * 3500,  # 896,000 bytes
+    "é" * 900_000,  # 1.8 MB of UTF-8 TEXT
+]
+
+
 def same(a: Any, b: Any) -> bool:
     """Equal in value and in type (1 != 1.0 here, and -0.0 != 0.0)."""
     if type(a) is not type(b):
@@ -202,6 +211,17 @@ async def case_failed_statement_keeps_transaction(connect: Connect) -> None:
         assert (await db.execute("SELECT count(*) FROM t")).scalar() == 2
 
 
+async def case_commit_after_sqlite_ended_the_transaction(connect: Connect) -> None:
+    async with connect() as db:
+        await db.execute("CREATE TABLE t (id TEXT PRIMARY KEY)")
+        with raises(OperationalError, code=4, match="already been rolled back"):
+            async with db.transaction():
+                await db.execute("INSERT INTO t VALUES ('a')")
+                await db.execute("ROLLBACK")  # as SQLite itself does after some errors
+        assert not db.in_transaction
+        assert (await db.execute("SELECT count(*) FROM t")).scalar() == 0
+
+
 async def case_error_classes_and_codes(connect: Connect) -> None:
     async with connect() as db:
         await db.execute(
@@ -324,6 +344,86 @@ async def case_close_and_use_after_close(connect: Connect) -> None:
         await db.execute("SELECT 1")
     with raises(ProgrammingError, match="closed"):
         db.transaction()
+
+
+async def case_use_after_close_everywhere(connect: Connect) -> None:
+    """Every entry point of a closed connection refuses alike, and says what to do."""
+    db = await connect()
+    await db.close()
+    calls = {
+        "execute": lambda: db.execute("SELECT 1"),
+        "executemany": lambda: db.executemany("SELECT ?", [(1,)]),
+        "batch": lambda: db.batch(["SELECT 1"]),
+        "executescript": lambda: db.executescript("SELECT 1"),
+        "sync": lambda: db.sync(),
+        "sync_status": lambda: db.sync_status(),
+    }
+    for name, call in calls.items():
+        with raises(ProgrammingError, code=21, name="SQLITE_MISUSE", match="closed database.*connect again"):
+            await call()
+        assert name  # (which call failed shows in the traceback's locals)
+    for make in (lambda: db.transaction(), lambda: db.watch("SELECT 1")):
+        with raises(ProgrammingError, code=21, match="connect again"):
+            make()
+
+
+async def case_bad_sql_and_parameters_change_nothing(connect: Connect) -> None:
+    """Wrong SQL and wrong parameters: the right class, SQLite's code where SQLite decided,
+    a message naming the problem; and the database is as it was."""
+    async with connect() as db:
+        await db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+        await db.execute("INSERT INTO t VALUES ('a', 1)")
+        with raises(ProgrammingError, match="row 1 of executemany: Incorrect number of bindings.*uses 2"):
+            await db.executemany("INSERT INTO t VALUES (?, ?)", [("b", 2), ("c",)])
+        with raises(ProgrammingError, match="row 1 of executemany: .*binding parameter :n"):
+            await db.executemany("INSERT INTO t VALUES (:id, :n)", [{"id": "d", "n": 4}, {"id": "e"}])
+        with raises(
+            ProgrammingError, match="statement 1 of the batch failed, nothing was applied: .*bindings"
+        ):
+            await db.batch(
+                [("INSERT INTO t VALUES (?, ?)", ("f", 6)), ("INSERT INTO t VALUES (?, ?)", ("g",))]
+            )
+        with raises(ProgrammingError, match="dict"):
+            await db.execute("INSERT INTO t VALUES (?, ?)", {"id": "h", "n": 8})
+        with raises(ProgrammingError, match="parameter 2 has type dict"):
+            await db.execute("INSERT INTO t VALUES (?, ?)", ("i", {"n": 9}))
+        with raises(ProgrammingError, code=21, match="no statement"):
+            await db.execute("  -- only a comment\n")
+        with raises(ProgrammingError, code=21, match="no statement"):
+            await db.execute(" ; ")
+        with raises(OperationalError, code=1, name="SQLITE_ERROR", match="table t has no column named nope"):
+            await db.execute("INSERT INTO t (nope) VALUES (1)")
+        with raises(OperationalError, code=1, match="no such column: nope"):
+            await db.execute("UPDATE t SET n = nope")
+        with raises(OperationalError, code=1, match="cannot commit - no transaction is active"):
+            await db.execute("COMMIT")
+        async with db.transaction():
+            with raises(OperationalError, code=1, match="cannot start a transaction within a transaction"):
+                await db.execute("BEGIN")
+            await db.execute("UPDATE t SET n = 2")
+        with raises(IntegrityError, code=1299, match="NOT NULL constraint failed: t.n"):
+            await db.execute("UPDATE t SET n = NULL")
+        assert not db.in_transaction
+        assert (await db.execute("SELECT id, n FROM t")).rows == [("a", 2)]
+
+
+async def case_transaction_left_open_blocks_other_connections(connect: Connect) -> None:
+    """A transaction left open: another connection's write waits out the busy timeout (5 s),
+    then fails with SQLITE_BUSY saying to commit or roll back, and changes nothing."""
+    async with connect() as a:
+        await a.execute("CREATE TABLE t (id TEXT PRIMARY KEY)")
+        b = await edgesql.connect(a.info.path)
+        try:
+            await a.execute("BEGIN IMMEDIATE")
+            await a.execute("INSERT INTO t VALUES ('held')")
+            with raises(OperationalError, code=5, name="SQLITE_BUSY", match="commit or roll it back"):
+                await b.execute("INSERT INTO t VALUES ('blocked')")
+            assert not b.in_transaction
+            await a.execute("COMMIT")
+            await b.execute("INSERT INTO t VALUES ('after')")
+            assert [r[0] for r in (await a.execute("SELECT id FROM t ORDER BY id")).rows] == ["after", "held"]
+        finally:
+            await b.close()
 
 
 async def case_context_manager_closes(connect: Connect) -> None:

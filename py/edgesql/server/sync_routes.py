@@ -3,7 +3,9 @@
 Authentication: when tokens are configured, a request without a matching
 ``Authorization: Bearer`` header gets 401 (tokens are compared in constant
 time and never logged). Bad requests get a 4xx with a JSON error saying what
-was wrong; nothing is changed by a refused request.
+was wrong; nothing is changed by a refused request. With a
+:class:`~.ratelimit.RateLimiter`, a caller over its rate gets 429
+``rate_limited`` with ``Retry-After`` (see ``ratelimit.py`` for who a caller is).
 
 :class:`SyncHandler` holds the logic without HTTP, so tests can also call
 the primary in process (``tests/`` wraps it as a transport).
@@ -11,6 +13,7 @@ the primary in process (``tests/`` wraps it as a transport).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Sequence
@@ -22,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..sync.protocol import MAX_REQUEST_BYTES, ProtocolError, parse_request
 from .primary import Primary
+from .ratelimit import RateLimiter, retry_after_header
 
 __all__ = ["SyncHandler", "sync_routes"]
 
@@ -34,20 +38,29 @@ class SyncHandler:
 
     def __init__(self, primary: Primary, tokens: Sequence[str] = ()) -> None:
         self.primary = primary
-        self._tokens = [t.encode() for t in tokens]
+        # Only digests are kept: equal lengths for compare_digest, and no token in memory dumps of this object.
+        self._digests = [_digest(t.encode()) for t in tokens]
+
+    def caller(self, authorization: str | None) -> str | None:
+        """Who is calling: ``"token<i>"`` for the i-th token, ``"anyone"`` when none is
+        required, ``None`` when the Authorization header carries no token that matches."""
+        if not self._digests:
+            return "anyone"
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return None
+        # Digests of equal length, compared with compare_digest against every token
+        # (no early exit), so timing tells nothing about the token or which one matched.
+        mine = _digest(given.encode(errors="surrogateescape"))
+        found = None
+        for i, digest in enumerate(self._digests):
+            if hmac.compare_digest(mine, digest):
+                found = i
+        return None if found is None else f"token{found}"
 
     def authorized(self, authorization: str | None) -> bool:
         """Does the Authorization header carry one of the tokens (or are none required)?"""
-        if not self._tokens:
-            return True
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            return False
-        # compare_digest against every token, so timing tells nothing about which matched.
-        matched = False
-        for token in self._tokens:
-            matched |= hmac.compare_digest(given.encode(), token)
-        return matched
+        return self.caller(authorization) is not None
 
     def _unauthorized(self) -> tuple[int, bytes]:
         return _error(
@@ -76,6 +89,11 @@ class SyncHandler:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
             return _error(ProtocolError(400, "bad_json", f"the body is not JSON: {e}"))
+        except RecursionError:
+            # Python's parser stops near 1,000 levels; a sync request nests 5.
+            return _error(
+                ProtocolError(400, "bad_json", "the body is not JSON a primary reads: nested too deeply")
+            )
         try:
             result = self.primary.sync(parse_request(body))
         except ProtocolError as e:
@@ -83,19 +101,44 @@ class SyncHandler:
         return 200, result.body.encode()
 
 
+def _digest(b: bytes) -> bytes:
+    return hashlib.sha256(b).digest()
+
+
 def _error(e: ProtocolError) -> tuple[int, bytes]:
     return e.status, json.dumps(e.body()).encode()
 
 
-def sync_routes(primary: Primary, tokens: Sequence[str] = ()) -> list[BaseRoute]:
-    """The routes of the sync protocol, bound to ``primary``."""
+def sync_routes(
+    primary: Primary, tokens: Sequence[str] = (), limiter: RateLimiter | None = None
+) -> list[BaseRoute]:
+    """The routes of the sync protocol, bound to ``primary``, rate-limited by ``limiter`` if given."""
     handler = SyncHandler(primary, tokens)
 
+    def over_limit(request: Request) -> Response | None:
+        """429 when this caller (token and IP; see ratelimit.py) is over its rate, else None."""
+        if limiter is None:
+            return None
+        ip = request.client.host if request.client else "?"
+        caller = handler.caller(request.headers.get("authorization"))
+        wait = limiter.take(f"{caller or 'unauthorized'}@{ip}")
+        if wait is None:
+            return None
+        retry = retry_after_header(wait)
+        body = ProtocolError(
+            429, "rate_limited", f"too many requests from this client: retry in {retry} s (Retry-After)"
+        ).body()
+        return Response(json.dumps(body), 429, media_type=_JSON, headers={**_NO_STORE, "retry-after": retry})
+
     async def schema(request: Request) -> Response:
+        if (refused := over_limit(request)) is not None:
+            return refused
         status, body = handler.schema(request.headers.get("authorization"))
         return Response(body, status, media_type=_JSON, headers=_NO_STORE)
 
     async def sync(request: Request) -> Response:
+        if (refused := over_limit(request)) is not None:
+            return refused
         try:
             declared = int(request.headers.get("content-length") or 0)
         except ValueError:
