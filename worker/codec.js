@@ -8,6 +8,13 @@
  * lossy Number. Bytes travel as {"$b": base64}, non-finite floats as
  * {"$f": "inf"|"-inf"|"nan"}.
  *
+ * Statements from Python (execute, executemany, batch) come faster: the
+ * request starts with {"w":1 and Python has already tagged the two values a
+ * plain JSON.parse gets wrong, integral floats ({"$f": "3.0"}) and integers
+ * beyond 2^53 ({"$i": "9007199254740993"}); they are parsed with plain
+ * JSON.parse and the tagged objects turned back into values (untag), which
+ * is about six times faster than a reviver called on every number.
+ *
  * Responses are written the same way for Python's json.loads: integers as
  * digits, REALs always with a `.` or exponent ("-0.0", "1e+300",
  * "Infinity"), TEXT as a JSON string (NUL included), BLOB as {"$b": base64}.
@@ -59,15 +66,59 @@ function revive(_key, value, ctx) {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     if (typeof value.$b === 'string') return fromBase64(value.$b);
     if (typeof value.$f === 'string') {
-      const f = value.$f;
-      return new Real(f === 'inf' ? Infinity : f === '-inf' ? -Infinity : NaN);
+      return new Real(floatOf(value.$f));
     }
   }
   return value;
 }
 
+/** Python's marker for a request with tagged values (_wire.PLAIN). */
+const PLAIN_PREFIX = '{"w":1,';
+
+/** @param {string} f Python's repr of a float: "3.0", "-0.0", "inf", "-inf", "nan" */
+function floatOf(f) {
+  return f === 'inf' ? Infinity : f === '-inf' ? -Infinity : f === 'nan' ? NaN : Number(f);
+}
+
+/** A tagged value ({$b}, {$f}, {$i}) as the value it stands for, or undefined. */
+function tagged(v) {
+  if (typeof v.$b === 'string') return fromBase64(v.$b);
+  if (typeof v.$f === 'string') return new Real(floatOf(v.$f));
+  if (typeof v.$i === 'string') return BigInt(v.$i);
+  return undefined;
+}
+
+/** Replace tagged objects inside `container` (an array or an object), in place. */
+function untag(container) {
+  if (Array.isArray(container)) {
+    for (let i = 0; i < container.length; i++) {
+      const v = container[i];
+      if (v !== null && typeof v === 'object') container[i] = untagValue(v);
+    }
+  } else {
+    for (const k in container) {
+      const v = container[k];
+      if (v !== null && typeof v === 'object') container[k] = untagValue(v);
+    }
+  }
+}
+
+function untagValue(v) {
+  if (!Array.isArray(v)) {
+    const t = tagged(v);
+    if (t !== undefined) return t;
+  }
+  untag(v);
+  return v;
+}
+
 /** @param {string} text */
 export function parseRequest(text) {
+  if (text.startsWith(PLAIN_PREFIX)) {
+    const req = JSON.parse(text);
+    untag(req);
+    return req;
+  }
   return JSON.parse(text, revive);
 }
 

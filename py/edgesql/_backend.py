@@ -46,6 +46,10 @@ class Backend(Protocol):
     """One open database connection."""
 
     info: BackendInfo
+    #: Whether statement values must arrive tagged for the worker's wire
+    #: (``_wire.tag_values``): the check that walks every value tags them in
+    #: the same pass. Only the browser backend says True.
+    wire_tags: bool
 
     @property
     def in_transaction(self) -> bool:

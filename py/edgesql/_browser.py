@@ -16,7 +16,7 @@ from typing import Any
 from ._backend import BackendInfo, Statement
 from ._exceptions import OperationalError, ProgrammingError, error_from_data
 from ._result import ResultSet
-from ._wire import dumps, loads
+from ._wire import PLAIN, dumps, loads
 
 __all__ = ["BrowserBackend", "configure", "open_browser_backend"]
 
@@ -48,6 +48,9 @@ async def _get_bridge() -> Any:
 class BrowserBackend:
     """One session on a database owned by the page's DB worker."""
 
+    #: Statement values arrive tagged for the worker's plain JSON.parse (see _wire).
+    wire_tags = True
+
     def __init__(self, bridge: Any, session: int, info: BackendInfo) -> None:
         self._bridge = bridge
         self._call_sync = bridge.callSync
@@ -78,15 +81,15 @@ class BrowserBackend:
         return resp
 
     async def execute(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
-        r = await self._call({"op": "execute", "s": self._s, "sql": sql, "params": params})
+        r = await self._call({PLAIN: 1, "op": "execute", "s": self._s, "sql": sql, "params": params})
         return ResultSet(r["cols"], r["rows"], r["n"], r["rowid"])
 
     async def executemany(self, sql: str, seq: list[list[Any] | dict[str, Any]]) -> ResultSet:
-        r = await self._call({"op": "executemany", "s": self._s, "sql": sql, "rows": seq})
+        r = await self._call({PLAIN: 1, "op": "executemany", "s": self._s, "sql": sql, "rows": seq})
         return ResultSet(r["cols"], [], r["n"], r["rowid"])
 
     async def batch(self, statements: list[Statement]) -> list[ResultSet]:
-        r = await self._call({"op": "batch", "s": self._s, "stmts": statements})
+        r = await self._call({PLAIN: 1, "op": "batch", "s": self._s, "stmts": statements})
         return [ResultSet(x["cols"], x["rows"], x["n"], x["rowid"]) for x in r["results"]]
 
     async def script(self, sql: str) -> None:

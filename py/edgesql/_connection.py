@@ -63,7 +63,7 @@ class Connection:
         """Run one SQL statement with ``params`` (a sequence for ``?``, a mapping for ``:name``)."""
         self._check_open()
         _check_sql(sql)
-        return await self._backend.execute(sql, check_params(params))
+        return await self._backend.execute(sql, check_params(params, self._backend.wire_tags))
 
     async def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> ResultSet:
         """Run one statement once per parameter set, all or nothing, in one round trip.
@@ -72,7 +72,7 @@ class Connection:
         """
         self._check_open()
         _check_sql(sql)
-        return await self._backend.executemany(sql, check_many(seq_of_params))
+        return await self._backend.executemany(sql, check_many(seq_of_params, self._backend.wire_tags))
 
     async def batch(self, statements: Iterable[str | tuple[str, Params] | list[Any]]) -> list[ResultSet]:
         """Run several statements atomically, in one round trip.
@@ -91,7 +91,7 @@ class Connection:
                 raise ProgrammingError(
                     f"batch item {n} must be an SQL string or a (sql, params) pair, got {item!r:.80}"
                 )
-            stmts.append((sql, check_params(params)))
+            stmts.append((sql, check_params(params, self._backend.wire_tags)))
         if not stmts:
             return []
         return await self._backend.batch(stmts)

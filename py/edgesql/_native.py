@@ -97,6 +97,8 @@ def _connect(path: str, durability: str = "normal") -> sqlite3.Connection:
 class NativeBackend:
     """One stdlib sqlite3 connection, speaking the :class:`Backend` protocol."""
 
+    wire_tags = False  # values go to sqlite3 as they are
+
     def __init__(self, path: str, durability: str = "normal") -> None:
         if durability not in ("normal", "full"):
             raise ProgrammingError(f'durability must be "normal" or "full", not {durability!r}')

@@ -300,6 +300,11 @@ async def case_type_round_trip_edge_values(connect: Connect) -> None:
         for want in EDGE_VALUES:
             got = (await db.execute("SELECT ?", (want,))).scalar()
             assert same(got, want), f"SELECT ? of {want!r:.60} gave {got!r:.60}"
+            got = (await db.execute("SELECT :x", {"x": want})).scalar()
+            assert same(got, want), f"SELECT :x of {want!r:.60} gave {got!r:.60}"
+        batched = await db.batch([("SELECT ?", (want,)) for want in EDGE_VALUES])
+        for rs, want in zip(batched, EDGE_VALUES, strict=True):
+            assert same(rs.scalar(), want), f"batch SELECT ? of {want!r:.60} gave {rs.scalar()!r:.60}"
         types = [r[0] for r in (await db.execute("SELECT typeof(x) FROM v ORDER BY i")).rows]
         assert types[:7] == ["null"] + ["integer"] * 5 + ["real"]
 
