@@ -243,6 +243,18 @@ def persistent_context(
 # -- Python in the page ------------------------------------------------------------
 
 
+#: Resolves once the registration's worker is "activated" (ready already means "active").
+WAIT_ACTIVATED = """async () => {
+    const worker = (await navigator.serviceWorker.ready).active;
+    if (worker.state !== 'activated') {
+        await new Promise((resolve) => worker.addEventListener('statechange', () => {
+            if (worker.state === 'activated') resolve();
+        }));
+    }
+    return worker.state;
+}"""
+
+
 def open_console(page: Any, base_url: str, timeout: float = 90_000) -> Any:
     """Load console.html and wait for its contract: window.pyodide and data-ready."""
     errors: list[str] = []

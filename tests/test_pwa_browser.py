@@ -17,22 +17,19 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from tests.conftest import ROOT, OutsideRequests, Server, open_console, run_py, start_server
+from tests.conftest import (
+    ROOT,
+    WAIT_ACTIVATED,
+    OutsideRequests,
+    Server,
+    open_console,
+    run_py,
+    start_server,
+)
 
 pytestmark = pytest.mark.browser
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-# Resolves once the registration's worker is "activated" (ready already means "active").
-WAIT_ACTIVATED = """async () => {
-    const worker = (await navigator.serviceWorker.ready).active;
-    if (worker.state !== 'activated') {
-        await new Promise((resolve) => worker.addEventListener('statechange', () => {
-            if (worker.state === 'activated') resolve();
-        }));
-    }
-    return worker.state;
-}"""
 
 ACTIVE_VERSION = "import('/pwa.js').then((m) => m.activeVersion())"
 
