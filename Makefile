@@ -40,8 +40,12 @@ lint: install
 	$(PY) -m ruff check py tests serve.py web $(wildcard bench)
 	$(PY) -m ruff format --check py tests serve.py $(wildcard bench)
 
+# Every benchmark; each writes its page under docs/ (benchmarks.md links them all).
 bench: install chromium
 	$(PY) -m bench
+	$(PY) -m bench.tabs
+	$(PY) -m bench.startup
+	$(PY) -m bench.sync_browser
 
 clean:
 	rm -rf $(VENV) node_modules data build test-results .pytest_cache .ruff_cache .hypothesis
