@@ -87,21 +87,39 @@ def _serve(data: Path, primary: str) -> Iterator[dict[str, str]]:
         proc.stdout.close()
 
 
-async def _push_once(url: str, changes: int, tag: str) -> float:
+async def _push_once(url: str, changes: int, tag: str) -> tuple[float, float]:
+    """Seconds of the whole push, and of it the seconds its HTTP requests were in flight
+    (the primary's share; the rest is the replica building pages and applying acks)."""
     db = await edgesql.connect(":memory:", sync_url=url, sync_interval=None)
     try:
         rows = [(f"{tag}-{i}", f"title {i}", i, i % 2) for i in range(changes)]
         await db.executemany("INSERT INTO notes (id, title, n, done) VALUES (?, ?, ?, ?)", rows)
-        replica = db._backend.replica  # push-only rounds: nothing to pull muddles the figure
-        start = time.perf_counter()
-        while (await db.sync_status()).pending:
-            await replica.round(push_limit=MAX_PAGE_CHANGES, pull_limit=0)
-        return time.perf_counter() - start
+        backend: Any = db._backend
+        replica = backend.replica  # push-only rounds: nothing to pull muddles the figure
+        transport = replica._transport
+        request = transport.request
+        in_flight: list[float] = []
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return await request(*args, **kwargs)
+            finally:
+                in_flight.append(time.perf_counter() - t)
+
+        transport.request = timed
+        try:
+            start = time.perf_counter()
+            while (await db.sync_status()).pending:
+                await replica.round(push_limit=MAX_PAGE_CHANGES, pull_limit=0)
+            return time.perf_counter() - start, sum(in_flight)
+        finally:
+            transport.request = request
     finally:
         await db.close()
 
 
-def _run(coro: Coroutine[Any, Any, float]) -> float:
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
     """asyncio.run on a thread of its own: the caller may have an event loop running
     (Playwright's sync API keeps one on the main thread of a test session)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -110,11 +128,15 @@ def _run(coro: Coroutine[Any, Any, float]) -> float:
 
 def _measure(url: str, changes: int, repeat: int, tag: str) -> dict[str, Any]:
     _run(_push_once(url, 100, f"{tag}-warm"))  # the Worker's first request compiles its code
-    seconds = [_run(_push_once(url, changes, f"{tag}-{r}")) for r in range(repeat)]
+    runs = [_run(_push_once(url, changes, f"{tag}-{r}")) for r in range(repeat)]
+    seconds = [total for total, _ in runs]
     median = statistics.median(seconds)
     return {
         "seconds": [round(s, 3) for s in seconds],
         "median_s": round(median, 3),
+        # Of each run, the seconds its requests were in flight: the primary's share.
+        "request_s": [round(r, 3) for _, r in runs],
+        "median_request_s": round(statistics.median(r for _, r in runs), 3),
         "changes_per_s": round(changes / median),
         # Each change carries 4 cells (3 columns and the row's existence).
         "cells_per_s": round(4 * changes / median),
