@@ -67,6 +67,14 @@ export class SyncError extends Error {
   }
 }
 
+/** Sync runs under way in this worker (any database): its hot loop then yields more often. */
+let activeSyncs = 0;
+
+/** Is a sync run (push and pull rounds) under way in this worker? */
+export function syncInProgress() {
+  return activeSyncs > 0;
+}
+
 export class Syncer {
   /**
    * @param {import('./engine.js').Database} db
@@ -194,7 +202,8 @@ export class Syncer {
   /** Push everything pending and pull everything new (one at a time). */
   sync() {
     if (!this.running) {
-      this.running = this.loop().finally(() => { this.running = null; });
+      activeSyncs++;
+      this.running = this.loop().finally(() => { this.running = null; activeSyncs--; });
     } else {
       // A round is under way: run once more after it, for writes it did not see.
       this.again = true;
