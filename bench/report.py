@@ -145,6 +145,17 @@ def _targets(report: Report) -> list[str]:
     return _md_table(Table(columns=["from", "target", "limit", "measured", ""], rows=rows, text_columns=5))
 
 
+#: The other pages `make bench` writes, each by its own script.
+MORE = [
+    "More, each from its own run of `make bench`: sync (push of 10k changes to the embedded primary",
+    "and local D1, a fresh device's first pull of 100k rows with queries running, capture cost) in",
+    "[benchmarks-sync.md](benchmarks-sync.md); a non-owner tab next to the owner in",
+    "[benchmarks-tabs.md](benchmarks-tabs.md); the demo app's start, cold and warm, and its precache",
+    "in [benchmarks-startup.md](benchmarks-startup.md).",
+    "",
+]
+
+
 def render_markdown(report: Report) -> str:
     """docs/benchmarks.md for this run."""
     cfg = report.cfg
@@ -159,6 +170,7 @@ def render_markdown(report: Report) -> str:
         "the machine."
         + (" **This was a `--quick` run: its figures are not for the record.**" if cfg.quick else ""),
         "",
+        *MORE,
         *(
             [f"![Latency distributions of every operation and contender]({report.plot})", ""]
             if report.plot
