@@ -16,6 +16,7 @@ from .other_tab import OTHER_TAB
 from .point_query import POINT_QUERY
 from .pyodide_sqlite import PYODIDE_SQLITE
 from .pyscript_storage import PYSCRIPT_STORAGE
+from .sqlocal import SQLOCAL
 
 __all__ = ["WORKLOADS"]
 
@@ -28,4 +29,5 @@ WORKLOADS: tuple[Workload, ...] = (
     INDEXEDDB,
     PYODIDE_SQLITE,
     PYSCRIPT_STORAGE,
+    SQLOCAL,
 )
