@@ -107,7 +107,9 @@ def fmt_ratio(x: float) -> str:
 
 
 def fmt_rate(rows_per_s: float) -> str:
-    """Rows per second, to three significant figures (``48.2k rows/s``)."""
+    """Rows per second, to three significant figures (``48.2k rows/s``, ``1.06M rows/s``)."""
+    if rows_per_s >= 999_500:
+        return f"{rows_per_s / 1e6:.3g}M rows/s"
     if rows_per_s >= 1000:
         return f"{rows_per_s / 1000:.3g}k rows/s"
     return f"{rows_per_s:.3g} rows/s"
