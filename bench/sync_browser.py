@@ -25,6 +25,10 @@ baseline measured in the same run:
    outbox) versus an identical ``local_*`` table (not captured), in the page
    and on CPython, one ``execute`` per row in a transaction and one
    ``executemany``. Target: at most 2x.
+4. **The same first pull from local D1** (``serve.py --primary d1-local``),
+   alone, in a fresh profile: issue 7 asks for both primaries.
+   ``--add-d1-pull saved.json`` measures only this and adds it to a report
+   saved with ``--json``.
 
 Everything runs on 127.0.0.1: serve.py on free ports, the system Chromium
 headless, no request leaves the machine. The schema is bench/sync_schema.sql.
@@ -378,6 +382,46 @@ def _browser(
     }
 
 
+def _d1_pull_lines(report: dict[str, Any]) -> list[str]:
+    """The paragraph on the first pull from local D1 (absent from older saved reports)."""
+    d1 = report.get("pull_d1")
+    if not d1:
+        return []
+    when = f" (measured apart, {d1['date']}, load {d1['load']})" if "date" in d1 else ""
+    return [
+        f"**From local D1**{when}: `serve.py --primary d1-local` (the Worker on workerd through "
+        f"Miniflare) seeded the same way ({d1['rows']:,} rows, pushed in {d1['seed']['push_s']} s), "
+        f"and a fresh profile pulled them alone: **{d1['total_s']} s** from connect to fully pulled "
+        f"({d1['rows_per_s']:,} rows/s; `items` then held {d1['items']:,} rows, pending "
+        f"{d1['pending']}, last error {d1['last_error']!r}), against {report['pull']['runs']['pull-alone']['total_s']} s "
+        "from the embedded primary above.",
+        "",
+    ]
+
+
+def d1_pull(rows: int, seed_tx_rows: int, folder: Path, playwright: Any = None) -> dict[str, Any]:
+    """The first pull, alone, from local D1: serve.py --primary d1-local (the Worker on
+    workerd through Miniflare) seeded the same way, a fresh profile pulling everything."""
+    server = start_server(folder / "serve-d1", "--schema", str(SCHEMA), "--primary", "d1-local", timeout=120)
+    try:
+        seed = _in_thread(_seed(server.url + "/sync", rows, seed_tx_rows))
+        with _chromium(playwright, folder / "profile-d1") as (context, _):
+            page = context.new_page()
+            _open_bench_page(context, page, server.url)
+            code = BROWSER_PULL.format(name="pull-d1.db", points=POINTS, queries=0, mode="alone", pace_s=0.0)
+            raw = run_py(page, code)
+    finally:
+        server.stop()
+    raw["sync_posts"] = []  # not traced here: the figure is the whole pull
+    fig = _one_pull(raw)
+    return {
+        "seed": {k: round(v, 4) if isinstance(v, float) else v for k, v in seed.items()},
+        **fig,
+        "rows": rows,
+        "rows_per_s": round(rows / fig["total_s"]),
+    }
+
+
 # -- the run ----------------------------------------------------------------------------
 
 
@@ -515,6 +559,8 @@ def run(
             }
         finally:
             server.stop()
+        # 4. the same first pull from local D1, alone
+        report["pull_d1"] = d1_pull(rows, seed_tx_rows, folder, playwright)
     report["load"] = {
         "before": load_before,
         "during": load.summary(),
@@ -673,6 +719,7 @@ def render(report: dict[str, Any]) -> str:
         f"requests, {http['bytes'] / 1e6:.1f} MB, {http['seconds']} s — what the primary and the",
         "network cost on their own.",
         "",
+        *_d1_pull_lines(report),
         f"After the pull: `items` holds {pull['items']:,} rows (alone: {alone['items']:,}), "
         f"`sync_status().pending` is {pull['pending']}, last error {pull['last_error']!r}. "
         f"The last progress seen during the pull (of {pull['progress_samples']} samples) was "
@@ -935,7 +982,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render", type=Path, metavar="JSON", help="measure nothing: render a report saved with --json"
     )
+    parser.add_argument(
+        "--add-d1-pull",
+        type=Path,
+        metavar="JSON",
+        help="measure only the first pull from local D1 and add it to a report saved with --json",
+    )
     args = parser.parse_args(argv)
+    if args.add_d1_pull:
+        saved = json.loads(args.add_d1_pull.read_text())
+        with tempfile.TemporaryDirectory(prefix="bench-sync-d1-") as tmp:
+            saved["pull_d1"] = d1_pull(args.rows, args.seed_tx_rows, Path(tmp))
+        saved["pull_d1"]["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        saved["pull_d1"]["load"] = [round(x, 2) for x in os.getloadavg()]
+        args.add_d1_pull.write_text(json.dumps(saved, indent=2))
+        args.out.write_text(render(saved))
+        print(f"added the D1 pull to {args.add_d1_pull}; wrote {args.out}", file=sys.stderr)
+        return 0
     if args.render:
         args.out.write_text(render(json.loads(args.render.read_text())))
         print(f"wrote {args.out}", file=sys.stderr)

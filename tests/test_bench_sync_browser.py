@@ -54,6 +54,9 @@ def test_the_sync_benchmark_measures_everything(playwright: Any, tmp_path: Path)
                     _positive(f"{name} {phase} {key}", r[phase][key])
             _positive(f"{name} p99_ratio", r["p99_ratio"])
     _positive("rows/s", pull["rows_per_s"])
+    d1 = report["pull_d1"]  # the same first pull from local D1 (Miniflare)
+    assert d1["items"] == ROWS and d1["pulled"] == ROWS and d1["pending"] == 0 and d1["last_error"] is None
+    _positive("D1 pull", d1["total_s"])
     _positive("plain HTTP pull", pull["http_pull"]["seconds"])
     assert pull["http_pull"]["changes"] == ROWS
     assert pull["storage"] == "opfs-sahpool" and pull["fast_path"] is True
@@ -76,3 +79,4 @@ def test_the_sync_benchmark_measures_everything(playwright: Any, tmp_path: Path)
     doc = render(report)
     (tmp_path / "benchmarks-sync.md").write_text(doc)
     assert "| first pull of 500 rows" in doc and "## 3. Capture cost" in doc
+    assert "**From local D1**" in doc
