@@ -16,9 +16,10 @@ from typing import Any
 
 from ..browser import FAST_PATH, BenchError, BenchPage
 from ..config import Config
-from ..model import Section, Table, fmt_rate, fmt_us
+from ..contenders import latency_rows, rate_row
+from ..model import Section, Table
 from ..shapes import point_keys
-from ..stats import combine, median, summarize
+from ..stats import median
 
 __all__ = ["INDEXEDDB", "IndexedDb"]
 
@@ -68,35 +69,14 @@ class IndexedDb:
         data = loads.get(FAST_PATH, [])
         if not data:
             return Section(self.key, self.title, _method(cfg), [], notes=["not run"])
-        figures: dict[str, float] = {}
-        samples: dict[str, dict[str, list[float]]] = {}
-        rows: list[list[str]] = []
-        for op, label in OPS.items():
-            lat = combine([summarize(d[op]["us"]) for d in data])
-            figures |= {
-                f"idb.{op}.p50_us": lat.p50,
-                f"idb.{op}.p99_us": lat.p99,
-                f"idb.{op}.mean_us": lat.mean,
-            }
-            samples[op] = {"IndexedDB (JS)": [u for d in data for u in d[op]["us"]]}
-            rows.append([label, fmt_us(lat.p50), fmt_us(lat.p99), fmt_us(lat.mean)])
+        figures, samples, rows = latency_rows(data, OPS, "idb", "IndexedDB (JS)")
         burst_s = median([d["burst"]["total_us"] for d in data]) / 1e6
         bulk_s = median([d["bulk"]["ms"] for d in data]) / 1000
         figures["idb.burst.writes_per_s"] = cfg.burst_writes / burst_s
         figures["idb.bulk.rows_per_s"] = cfg.bulk_rows / bulk_s
         rows += [
-            [
-                f"burst of {cfg.burst_writes:,} puts, whole",
-                f"{burst_s * 1000:.0f} ms",
-                "",
-                fmt_rate(cfg.burst_writes / burst_s).replace("rows", "writes"),
-            ],
-            [
-                f"bulk: {cfg.bulk_rows:,} puts in one transaction",
-                f"{bulk_s * 1000:.0f} ms",
-                "",
-                fmt_rate(cfg.bulk_rows / bulk_s),
-            ],
+            rate_row(f"burst of {cfg.burst_writes:,} puts, whole", burst_s, cfg.burst_writes, "writes"),
+            rate_row(f"bulk: {cfg.bulk_rows:,} puts in one transaction", bulk_s, cfg.bulk_rows),
         ]
         table = Table(
             columns=["operation", "p50", "p99", "mean / rate"],

@@ -17,9 +17,10 @@ from typing import Any
 
 from ..browser import FAST_PATH, BenchError, BenchPage
 from ..config import Config
-from ..model import Section, Table, fmt_rate, fmt_us
+from ..contenders import latency_rows, rate_row
+from ..model import Section, Table
 from ..shapes import point_sql, range_sql, sqlite_spec
-from ..stats import combine, median, summarize
+from ..stats import median
 
 __all__ = ["LABEL", "PYODIDE_SQLITE", "PyodideSqlite"]
 
@@ -54,18 +55,7 @@ class PyodideSqlite:
         data = loads.get(FAST_PATH, [])
         if not data:
             return Section(self.key, self.title, _method(cfg, "?"), [], notes=["not run"])
-        figures: dict[str, float] = {}
-        samples: dict[str, dict[str, list[float]]] = {}
-        rows: list[list[str]] = []
-        for op, label in OPS.items():
-            lat = combine([summarize(d[op]["us"]) for d in data])
-            figures |= {
-                f"pyodide.{op}.p50_us": lat.p50,
-                f"pyodide.{op}.p99_us": lat.p99,
-                f"pyodide.{op}.mean_us": lat.mean,
-            }
-            samples[op] = {"Pyodide sqlite3 (memory)": [u for d in data for u in d[op]["us"]]}
-            rows.append([label, fmt_us(lat.p50), fmt_us(lat.p99), fmt_us(lat.mean)])
+        figures, samples, rows = latency_rows(data, OPS, "pyodide", "Pyodide sqlite3 (memory)")
         burst_s = median([d["burst"]["total_us"] for d in data]) / 1e6
         bulk_s = median([d["bulk"]["seconds"] for d in data])
         fill_s = median([d["fill_s"] for d in data])
@@ -73,18 +63,8 @@ class PyodideSqlite:
         figures["pyodide.bulk.rows_per_s"] = cfg.bulk_rows / bulk_s
         figures["pyodide.fill_s"] = fill_s
         rows += [
-            [
-                f"write burst: {cfg.burst_writes:,} writes, whole",
-                f"{burst_s * 1000:.0f} ms",
-                "",
-                fmt_rate(cfg.burst_writes / burst_s).replace("rows", "writes"),
-            ],
-            [
-                f"bulk: executemany of {cfg.bulk_rows:,} rows, one transaction",
-                f"{bulk_s * 1000:.0f} ms",
-                "",
-                fmt_rate(cfg.bulk_rows / bulk_s),
-            ],
+            rate_row(f"write burst: {cfg.burst_writes:,} writes, whole", burst_s, cfg.burst_writes, "writes"),
+            rate_row(f"bulk: executemany of {cfg.bulk_rows:,} rows, one transaction", bulk_s, cfg.bulk_rows),
             [
                 "untimed setup, for scale: create and fill the point and range tables",
                 f"{fill_s * 1000:.0f} ms",

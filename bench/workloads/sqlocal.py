@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 
 from ..browser import FAST_PATH, HERE, BenchError, BenchPage
 from ..config import Config
-from ..model import Section, Table, fmt_rate, fmt_us
+from ..contenders import latency_rows, rate_row
+from ..model import Section, Table
 from ..shapes import (
     GROUP_ROWS,
     INSERT_SQL,
@@ -44,7 +45,7 @@ from ..shapes import (
     write_params,
     writes_statements,
 )
-from ..stats import combine, median, summarize
+from ..stats import median
 
 __all__ = ["SQLOCAL", "Sqlocal", "build"]
 
@@ -234,18 +235,7 @@ class Sqlocal:
         data = loads.get(FAST_PATH, [])
         if not data:
             return Section(self.key, self.title, _method(cfg, {}), [], notes=["not run"])
-        figures: dict[str, float] = {}
-        samples: dict[str, dict[str, list[float]]] = {}
-        rows: list[list[str]] = []
-        for op, label in OPS.items():
-            lat = combine([summarize(d[op]["us"]) for d in data])
-            figures |= {
-                f"sqlocal.{op}.p50_us": lat.p50,
-                f"sqlocal.{op}.p99_us": lat.p99,
-                f"sqlocal.{op}.mean_us": lat.mean,
-            }
-            samples[op] = {"SQLocal (JS)": [u for d in data for u in d[op]["us"]]}
-            rows.append([label, fmt_us(lat.p50), fmt_us(lat.p99), fmt_us(lat.mean)])
+        figures, samples, rows = latency_rows(data, OPS, "sqlocal", "SQLocal (JS)")
         burst_s = median([d["burst"]["total_us"] for d in data]) / 1e6
         bulk_s = median([d["bulk"]["ms"] for d in data]) / 1000
         figures["sqlocal.burst.writes_per_s"] = cfg.burst_writes / burst_s
@@ -253,18 +243,12 @@ class Sqlocal:
         figures["sqlocal.open_ms"] = median([d["info"]["open_ms"] for d in data])
         chunk = data[0]["bulk"]["chunk"]
         rows += [
-            [
-                f"burst of {cfg.burst_writes:,} writes, whole",
-                f"{burst_s * 1000:.0f} ms",
-                "",
-                fmt_rate(cfg.burst_writes / burst_s).replace("rows", "writes"),
-            ],
-            [
+            rate_row(f"burst of {cfg.burst_writes:,} writes, whole", burst_s, cfg.burst_writes, "writes"),
+            rate_row(
                 f"bulk: {cfg.bulk_rows:,} INSERTs in one transaction (`batch()` of {chunk:,})",
-                f"{bulk_s * 1000:.0f} ms",
-                "",
-                fmt_rate(cfg.bulk_rows / bulk_s),
-            ],
+                bulk_s,
+                cfg.bulk_rows,
+            ),
             [
                 "open: new worker, SQLite-Wasm start, OPFS file open, first query",
                 f"{figures['sqlocal.open_ms']:.0f} ms",
