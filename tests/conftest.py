@@ -311,6 +311,32 @@ def wait_py(page: Any, expr: str, expected: Any, timeout: float = 10.0, interval
         time.sleep(interval)
 
 
+_RUN_CASES = """
+import json, traceback, itertools
+import edgesql
+from tests.cases.MODULE import CASES
+
+results = {}
+for name, fn in CASES.items():
+    counter = itertools.count()
+    def connect(_name=name, **options):
+        return edgesql.connect(f"PREFIX_{_name}_{next(counter)}.db", **options)
+    try:
+        await fn(connect)
+        results[name] = "ok"
+    except BaseException:
+        results[name] = traceback.format_exc()
+json.dumps(results)
+"""
+
+
+def run_cases_code(module: str, prefix: str) -> str:
+    """Python for the page: run every case of ``tests.cases.<module>`` (installed by
+    :func:`install_test_modules`), each on fresh databases named ``<prefix>_...``;
+    its value is the JSON of ``{case: "ok" or the traceback}``."""
+    return _RUN_CASES.replace("MODULE", module).replace("PREFIX", prefix)
+
+
 def install_test_modules(page: Any) -> None:
     """Copy tests/cases into the page's Pyodide so shared cases can run there."""
     files = {

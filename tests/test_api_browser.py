@@ -8,27 +8,18 @@ from typing import Any
 
 import pytest
 from tests.cases.api_cases import CASES
-from tests.conftest import OutsideRequests, install_test_modules, open_console, run_py, strip_isolation
+from tests.conftest import (
+    OutsideRequests,
+    install_test_modules,
+    open_console,
+    run_cases_code,
+    run_py,
+    strip_isolation,
+)
 
 pytestmark = pytest.mark.browser
 
-RUN_ALL = """
-import json, traceback, itertools
-import edgesql
-from tests.cases.api_cases import CASES
-
-results = {}
-for name, fn in CASES.items():
-    counter = itertools.count()
-    def connect(_name=name, **options):
-        return edgesql.connect(f"api_{_name}_{next(counter)}.db", **options)
-    try:
-        await fn(connect)
-        results[name] = "ok"
-    except BaseException:
-        results[name] = traceback.format_exc()
-json.dumps(results)
-"""
+RUN_ALL = run_cases_code("api_cases", "api")
 
 
 @pytest.fixture(scope="module", params=["fast-path", "postmessage"])

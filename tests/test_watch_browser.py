@@ -8,29 +8,13 @@ from typing import Any
 import pytest
 from tests.aio import run
 from tests.cases.watch_cases import CASES
-from tests.conftest import install_test_modules, open_console, run_py
+from tests.conftest import install_test_modules, open_console, run_cases_code, run_py
 
 import edgesql
 
 pytestmark = pytest.mark.browser
 
-RUN_ALL = """
-import json, traceback, itertools
-import edgesql
-from tests.cases.watch_cases import CASES
-
-results = {}
-for name, fn in CASES.items():
-    counter = itertools.count()
-    def connect(_name=name, **options):
-        return edgesql.connect(f"watch_{_name}_{next(counter)}.db", **options)
-    try:
-        await fn(connect)
-        results[name] = "ok"
-    except BaseException:
-        results[name] = traceback.format_exc()
-json.dumps(results)
-"""
+RUN_ALL = run_cases_code("watch_cases", "watch")
 
 
 @pytest.fixture(scope="module")
