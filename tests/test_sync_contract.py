@@ -272,6 +272,33 @@ def test_bad_changes_are_rejected_one_by_one_and_the_rest_applied(primary: Prima
     assert rows == [("bad-ok1", "kept"), ("bad-ok2", "kept too")]
 
 
+@pytest.mark.parametrize(
+    "cell",
+    [
+        ["i", None],
+        ["b", None],
+        ["T", None],
+        ["r", None, "1"],
+        ["r", "3", None],
+        ["b", 4142],
+        ["i", 7],
+        ["r", 0],
+    ],
+)
+def test_a_cell_whose_payload_is_not_a_string_is_malformed(primary: PrimaryServer, cell: list[Any]) -> None:
+    """Every payload of edgesql's encoding is a JSON string: a null or a number there is refused,
+    not stored as something else (["i", null] once became 0)."""
+    rid = replica_id("payload")
+    changes = [
+        [1, "items", key("payload-bad"), hlc(), {"b": cell, "_edgesql_exists": ["i", "1"]}, 1],
+        insert(2, "items", key("payload-ok"), b=5),
+    ]
+    answer = sync(primary.sync_url, rid, changes)
+    assert answer.status == 200, answer.body
+    assert [(r["seq"], r["code"]) for r in answer.json["rejected"]] == [(1, "malformed")]
+    assert primary.query("SELECT id, b FROM items WHERE id LIKE 'payload-%'") == [("payload-ok", 5)]
+
+
 def test_the_same_page_twice_changes_nothing(primary: PrimaryServer) -> None:
     rid = replica_id("twice")
     changes = [insert(i + 1, "items", key(f"twice-{i}"), b=i, txend=int(i == 9)) for i in range(10)]

@@ -109,6 +109,35 @@ def test_outbox_holds_committed_writes_only_and_pulls_are_not_logged_again() -> 
     run(check())
 
 
+@pytest.mark.parametrize(
+    ("sql", "params", "table"),
+    [
+        ("INSERT INTO items (id, b) VALUES (?, 1)", (None,), "items"),
+        ("UPDATE items SET id = ? WHERE id = 'k'", (None,), "items"),
+        ("INSERT INTO pairs (x, y) VALUES ('k', ?)", (1.5,), "pairs"),
+        ("UPDATE pairs SET y = ? WHERE x = 'k'", (2.5,), "pairs"),
+    ],
+)
+def test_a_null_or_real_primary_key_is_refused_and_nothing_is_logged(
+    sql: str, params: tuple[object], table: str
+) -> None:
+    async def check() -> None:
+        c = Cluster()
+        a = await c.replica()
+        await a.execute("INSERT INTO items (id, b) VALUES ('k', 0)")
+        await a.execute("INSERT INTO pairs (x, y) VALUES ('k', 0)")
+        with pytest.raises(
+            edgesql.IntegrityError, match=f"primary key of {table} must be an INTEGER, TEXT or BLOB"
+        ):
+            await a.execute(sql, params)
+        assert (await a.execute("SELECT id, b FROM items")).rows == [("k", 0)]
+        assert (await a.execute("SELECT x, y FROM pairs")).rows == [("k", 0)]
+        assert (await a.sync_status()).pending == 2  # the two inserts only
+        await c.close()
+
+    run(check())
+
+
 def test_lost_responses_and_duplicated_requests_change_nothing() -> None:
     async def check() -> None:
         c = Cluster()

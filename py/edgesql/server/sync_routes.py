@@ -13,10 +13,14 @@ the primary in process (``tests/`` wraps it as a transport).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -85,6 +89,11 @@ class SyncHandler:
             return _error(
                 ProtocolError(413, "too_large", f"a sync request is at most {MAX_REQUEST_BYTES} bytes")
             )
+        with _gc_paused():
+            # _sync's frame, and with it the decoded body, is gone before the collector is back.
+            return self._sync(raw)
+
+    def _sync(self, raw: bytes) -> tuple[int, bytes]:
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
@@ -99,6 +108,48 @@ class SyncHandler:
         except ProtocolError as e:
             return _error(e)
         return 200, result.body.encode()
+
+
+_gc_lock = threading.Lock()
+_gc_users = 0
+_gc_was_enabled = False
+_gc_paused_since = 0.0
+#: Requests that overlap without end would keep the collector off for good: after this
+#: long paused, a request on its way out collects anyway, so cyclic garbage stays bounded.
+GC_MAX_PAUSE_S = 2.0
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a /sync request is decoded and applied.
+
+    A page of 5,000 changes decodes into some 50,000 lists and dicts, none of them
+    in a cycle, all freed by reference counting at the end of the request. With
+    the collector on, they set off ~40 young collections, are promoted while still
+    alive, and every third request or so pays a full collection of the whole
+    heap (50-75 ms, measured). Paused, they die young and never count. Requests
+    on other threads share the pause; the last one out turns the collector back on.
+    """
+    global _gc_users, _gc_was_enabled, _gc_paused_since
+    with _gc_lock:
+        if _gc_users == 0:
+            _gc_was_enabled = gc.isenabled()
+            _gc_paused_since = time.monotonic()
+            gc.disable()
+        _gc_users += 1
+    try:
+        yield
+    finally:
+        collect = False
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0 and _gc_was_enabled:
+                gc.enable()
+            elif _gc_was_enabled and time.monotonic() - _gc_paused_since > GC_MAX_PAUSE_S:
+                _gc_paused_since = time.monotonic()
+                collect = True
+        if collect:
+            gc.collect()
 
 
 def _digest(b: bytes) -> bytes:

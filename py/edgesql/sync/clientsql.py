@@ -51,8 +51,10 @@ _STAMP = (
     "coalesce((SELECT hlc FROM _edgesql_outbox ORDER BY seq DESC LIMIT 1), 0)) + 1)"
 )
 # Outbox seqs are never reused, even after acknowledged rows are deleted:
-# the primary would take a reused seq for a replay and drop the change.
-_SEQ = "max((SELECT rseq FROM _edgesql_state WHERE id = 1), coalesce((SELECT max(seq) FROM _edgesql_outbox), 0)) + 1"
+# the primary would take a reused seq for a replay and drop the change. Every
+# row left in the outbox is above the acknowledged ``rseq``, so the state is
+# read only when the outbox is empty.
+_SEQ = "coalesce((SELECT max(seq) FROM _edgesql_outbox), (SELECT rseq FROM _edgesql_state WHERE id = 1)) + 1"
 _CAPTURING = "(SELECT applying FROM _edgesql_state WHERE id = 1) = 0"
 
 
@@ -61,6 +63,13 @@ INBOX_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS _edgesql_pulled (tbl TEXT NOT NULL, pk TEXT NOT NULL, "
     "col TEXT NOT NULL, hlc INTEGER NOT NULL, replica TEXT NOT NULL, val TEXT NOT NULL, "
     "PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID"
+)
+# This replica's latest pending write of each cell of the keys in that page: looked up
+# once per page instead of once per cell (stamps grow with seq, so the latest also
+# has the greatest stamp).
+PENDING_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS _edgesql_pending (tbl TEXT NOT NULL, pk TEXT NOT NULL, "
+    "col TEXT NOT NULL, hlc INTEGER NOT NULL, val TEXT NOT NULL, PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID"
 )
 
 
@@ -98,8 +107,8 @@ def _json_key(col: str) -> str:
     return json.dumps(col, ensure_ascii=True).replace("'", "''")
 
 
-def _key(t: Table, row: str) -> str:
-    return key_encode([f"{row}.{quote_ident(c)}" for c in t.pk])
+def _key(t: Table, row: str, otherwise: str = "NULL") -> str:
+    return key_encode([f"{row}.{quote_ident(c)}" for c in t.pk], otherwise)
 
 
 def _changed(c: str) -> str:
@@ -114,30 +123,28 @@ def triggers(t: Table) -> list[str]:
     tq = quote_ident(name)
     tl = quote_text(name)
     trig = name.replace('"', "")
-    bad_key = " OR ".join(f"typeof(NEW.{quote_ident(c)}) NOT IN ('integer', 'text', 'blob')" for c in t.pk)
-    guard = (
-        f"SELECT RAISE(ABORT, {quote_text(f'edgesql: the primary key of {name} must be an INTEGER, TEXT or BLOB value, not NULL or REAL')}) "
-        f"WHERE {bad_key};"
-    )
+    # A REAL or NULL key aborts the write: the check sits in the key's own CASE, an extra
+    # statement in the trigger would cost a third of the capture.
+    bad_key = f"RAISE(ABORT, {quote_text(f'edgesql: the primary key of {name} must be an INTEGER, TEXT or BLOB value, not NULL or REAL')})"
     every = " || ',' || ".join(
         [_cell(c.name, encode(f"NEW.{quote_ident(c.name)}")) for c in t.value_columns]
         + [f"'{_json_key(EXISTS)}:{ENC_ONE}'"]
     )
     insert_row = (
         f"INSERT INTO _edgesql_outbox (seq, tbl, pk, hlc, cells) VALUES "
-        f"({_SEQ}, {tl}, {_key(t, 'NEW')}, {_STAMP}, '{{' || {every} || '}}');"
+        f"({_SEQ}, {tl}, {_key(t, 'NEW', bad_key)}, {_STAMP}, '{{' || {every} || '}}');"
     )
     delete_old = (
         f"INSERT INTO _edgesql_outbox (seq, tbl, pk, hlc, cells) VALUES "
         f"({_SEQ}, {tl}, {_key(t, 'OLD')}, {_STAMP}, '{{{_json_key(EXISTS)}:{ENC_ZERO}}}');"
     )
     out = [
-        f'CREATE TRIGGER "_edgesql_{trig}_ins" AFTER INSERT ON {tq} WHEN {_CAPTURING} BEGIN {guard} {insert_row} END',
+        f'CREATE TRIGGER "_edgesql_{trig}_ins" AFTER INSERT ON {tq} WHEN {_CAPTURING} BEGIN {insert_row} END',
         f'CREATE TRIGGER "_edgesql_{trig}_del" AFTER DELETE ON {tq} WHEN {_CAPTURING} BEGIN {delete_old} END',
         # A new key is a delete of the old row and an insert of the new one.
         f'CREATE TRIGGER "_edgesql_{trig}_rekey" AFTER UPDATE ON {tq} '
         f"WHEN {_CAPTURING} AND {_key(t, 'NEW')} IS NOT {_key(t, 'OLD')} "
-        f"BEGIN {guard} {delete_old} {insert_row} END",
+        f"BEGIN {delete_old} {insert_row} END",
     ]
     if t.value_columns:
         changed = " || ".join(
@@ -259,32 +266,37 @@ def _apply_table(t: Table) -> list[str]:
     cols = ", ".join(quote_ident(c.name) for c in t.columns)
 
     def winning(col: str) -> str:
-        # The clock's cell, or this replica's pending write of it where that is newer: a row
-        # rebuilt from the clock (deleted by one pulled page, inserted again by a later one)
-        # must keep the writes not pushed yet, or it stays behind the primary for good.
+        # The cell as the clock now has it: this page's winning cell (which the clock just
+        # took), else the clock's from before. Or this replica's pending write of it where
+        # that is newer: a row rebuilt from the clock (deleted by one pulled page, inserted
+        # again by a later one) must keep the writes not pushed yet, or it stays behind the
+        # primary for good.
         c = quote_text(col)
+        # (The uncorrelated check runs once: with nothing pending, no lookups per cell.)
         pending = (
-            f"(SELECT j.value FROM _edgesql_outbox o, json_each(o.cells) j WHERE o.tbl = {tl} AND o.pk = w.pk "
-            f"AND j.key = {c} AND NOT EXISTS (SELECT 1 FROM _edgesql_clock k WHERE k.tbl = {tl} AND k.pk = w.pk "
-            f"AND k.col = {c} AND (k.hlc, k.replica) >= (o.hlc, :me)) ORDER BY o.seq DESC LIMIT 1)"
+            f"CASE WHEN (SELECT 1 FROM temp._edgesql_pending LIMIT 1) THEN "
+            f"(SELECT p.val FROM temp._edgesql_pending p WHERE p.tbl = {tl} AND p.pk = w.pk AND p.col = {c} "
+            f"AND NOT EXISTS (SELECT 1 FROM _edgesql_clock k WHERE k.tbl = {tl} AND k.pk = w.pk "
+            f"AND k.col = {c} AND (k.hlc, k.replica) >= (p.hlc, :me))) END"
         )
-        return f"coalesce({pending}, w.{quote_ident(col)})"
+        clock = f"(SELECT val FROM _edgesql_clock WHERE tbl = {tl} AND pk = w.pk AND col = {c})"
+        return f"coalesce({pending}, w.{quote_ident(col)}, {clock}) AS {quote_ident(col)}"
 
+    # Each row's winning cells are found once (MATERIALIZED), then decoded: decoding reads a
+    # cell up to three times, and inlined that would repeat the lookups.
     values = ", ".join(
         key_decode("w.pk", t.pk.index(c.name))
         if c.name in t.pk
-        else _decode_or_default(winning(c.name), c.default)
+        else _decode_or_default(f"w.{quote_ident(c.name)}", c.default)
         for c in t.columns
     )
-    # New rows: the clock's cells of the keys whose winning cell in this page is
-    # an insert, one row per key.
+    # New rows: the keys whose winning cell in this page is an insert, one row per key
+    # with this page's winning cells (the in-memory inbox, not the clock on disk).
     new_keys = f"SELECT pk FROM temp._edgesql_pulled WHERE tbl = {tl} AND col = {exists_col} AND val = {quote_text(ENC_ONE)}"
-    clock_rows = (
-        pivot(t, "_edgesql_clock", f"tbl = {tl} AND pk IN ({new_keys})", value_names, True)
+    new_rows = (
+        pivot(t, "temp._edgesql_pulled", f"tbl = {tl} AND pk IN ({new_keys})", value_names, True)
         if value_names
-        else (
-            f"(SELECT DISTINCT pk FROM temp._edgesql_pulled WHERE tbl = {tl} AND col = {exists_col} AND val = {quote_text(ENC_ONE)})"
-        )
+        else f"({new_keys})"
     )
     out = [
         # A winning delete removes the row; its values stay in the clock.
@@ -302,12 +314,14 @@ def _apply_table(t: Table) -> list[str]:
             for c in value_names
         )
         out.append(f"UPDATE {tq} SET {sets} FROM {cells} w WHERE {_pk_match(t, 'w.pk')}")
+    picks = ", ".join(["w.pk"] + [winning(c) for c in value_names])
     out.append(
         # A winning insert of a row this replica does not have: build it from the
-        # clock, which now holds the insert's cells and any later winning ones.
-        # (After the UPDATE, which so only touches rows that were already here.)
-        f"INSERT INTO {tq} ({cols}) SELECT {values} FROM {clock_rows} w "
-        f"WHERE w.pk IN ({new_keys}) AND NOT EXISTS (SELECT 1 FROM {tq} WHERE {_pk_match(t, 'w.pk')})"
+        # cells as the clock now has them (see winning). After the UPDATE, which so
+        # only touches rows that were already here.
+        f"WITH w AS MATERIALIZED (SELECT {picks} FROM {new_rows} w "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {tq} WHERE {_pk_match(t, 'w.pk')})) "
+        f"INSERT INTO {tq} ({cols}) SELECT {values} FROM w WHERE true"
     )
     return out
 
@@ -316,47 +330,76 @@ def programs(schema: Schema) -> dict[str, list[str]]:
     """Named statement lists the sync driver runs, each inside one transaction.
 
     * ``apply``  params :page (JSON array of pulled changes), :cursor, :me
+    * ``apply_jsonb`` the same, faster, for SQLite 3.45 and later (JSONB)
+    * ``apply_stage`` then ``apply_final``: ``apply_jsonb`` in two transactions; the
+                 first only fills the connection's TEMP inbox (params :page), so
+                 the app's queries may run between them (params :cursor, :me)
     * ``ack``    params :acked (highest seq the primary answered for), :rejected
                  (JSON array of {"seq", "code", "reason"}), :server_hlc
     * ``rotate`` param :replica — a restored or cloned database takes a new id
     """
+
     # Each change's fields are read once (MATERIALIZED), not once per cell; of
     # several stamps for one cell in the page only the greatest stays.
-    inbox_fill = (
-        "WITH x AS MATERIALIZED (SELECT c.value ->> '$[2]' AS tbl, c.value ->> '$[3]' AS pk, "
-        "CAST(c.value ->> '$[4]' AS INTEGER) AS hlc, c.value ->> '$[1]' AS replica, c.value -> '$[5]' AS cells "
-        "FROM json_each(:page) c) "
-        "INSERT INTO temp._edgesql_pulled (tbl, pk, col, hlc, replica, val) "
-        "SELECT x.tbl, x.pk, j.key, x.hlc, x.replica, j.value FROM x, json_each(x.cells) j WHERE true "
-        "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val "
-        "WHERE (excluded.hlc, excluded.replica) > (_edgesql_pulled.hlc, _edgesql_pulled.replica)"
-    )
-    apply = [
-        # The inbox is a TEMP table (per connection, in memory): create it on first use.
+    def inbox_fill(each: str, cells: str, val: str) -> str:
+        return (
+            "WITH x AS MATERIALIZED (SELECT c.value ->> '$[2]' AS tbl, c.value ->> '$[3]' AS pk, "
+            f"CAST(c.value ->> '$[4]' AS INTEGER) AS hlc, c.value ->> '$[1]' AS replica, {cells} AS cells "
+            f"FROM {each}(:page) c) "
+            "INSERT INTO temp._edgesql_pulled (tbl, pk, col, hlc, replica, val) "
+            f"SELECT x.tbl, x.pk, j.key, x.hlc, x.replica, {val} FROM x, {each}(x.cells) j WHERE true "
+            "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val "
+            "WHERE (excluded.hlc, excluded.replica) > (_edgesql_pulled.hlc, _edgesql_pulled.replica)"
+        )
+
+    portable_fill = inbox_fill("json_each", "c.value -> '$[5]'", "j.value")
+    # SQLite 3.45+ (the browser's): the page parsed once into JSONB, not once per field.
+    jsonb_fill = inbox_fill("jsonb_each", "jsonb_extract(c.value, '$[5]')", "json(j.value)")
+
+    def stage(fill: str) -> list[str]:
+        # Only the connection's TEMP inbox changes here, nothing the app can see, so the
+        # browser worker runs this apart from the rest, with a turn for queries between.
+        # The clock only moves by this sync's own programs, which run one at a time.
+        return [
+            # The inbox is a TEMP table (per connection, in memory): create it on first use.
+            INBOX_DDL,
+            "DELETE FROM temp._edgesql_pulled",
+            fill,
+            # A pulled cell loses to the clock's stamp...
+            "DELETE FROM temp._edgesql_pulled WHERE EXISTS (SELECT 1 FROM _edgesql_clock k "
+            "WHERE k.tbl = _edgesql_pulled.tbl AND k.pk = _edgesql_pulled.pk AND k.col = _edgesql_pulled.col "
+            "AND (k.hlc, k.replica) >= (_edgesql_pulled.hlc, _edgesql_pulled.replica))",
+        ]
+
+    final = [
         INBOX_DDL,
+        PENDING_DDL,
         "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
-        "DELETE FROM temp._edgesql_pulled",
-        inbox_fill,
-        # It loses to the clock's stamp...
-        "DELETE FROM temp._edgesql_pulled WHERE EXISTS (SELECT 1 FROM _edgesql_clock k "
-        "WHERE k.tbl = _edgesql_pulled.tbl AND k.pk = _edgesql_pulled.pk AND k.col = _edgesql_pulled.col "
-        "AND (k.hlc, k.replica) >= (_edgesql_pulled.hlc, _edgesql_pulled.replica))",
-        # ...and to a pending local write of the same cell with a greater stamp.
-        "DELETE FROM temp._edgesql_pulled WHERE EXISTS (SELECT 1 FROM _edgesql_outbox o, json_each(o.cells) j "
-        "WHERE o.tbl = _edgesql_pulled.tbl AND o.pk = _edgesql_pulled.pk AND j.key = _edgesql_pulled.col "
-        "AND (o.hlc, :me) >= (_edgesql_pulled.hlc, _edgesql_pulled.replica))",
+        "DELETE FROM temp._edgesql_pending",
+        # Receiving a stamp moves this replica's clock past it (else a replica with a
+        # slow clock would stamp its next write below what it just saw). Of several
+        # stamps for one cell the inbox keeps the greatest; those the clock beat are
+        # below it, and so below this replica's clock already.
+        "UPDATE _edgesql_state SET hlc = max(hlc, coalesce((SELECT max(hlc) FROM temp._edgesql_pulled), 0)) WHERE id = 1",
+        # ...and to a pending local write of the same cell with a greater stamp (read here,
+        # in the transaction that applies: the app may have written since the stage).
+        "INSERT INTO temp._edgesql_pending (tbl, pk, col, hlc, val) "
+        "SELECT o.tbl, o.pk, j.key, o.hlc, j.value FROM _edgesql_outbox o, json_each(o.cells) j "
+        "WHERE (SELECT 1 FROM _edgesql_outbox LIMIT 1) AND (o.tbl, o.pk) IN (SELECT tbl, pk FROM temp._edgesql_pulled) ORDER BY o.seq "
+        "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, val = excluded.val",
+        "DELETE FROM temp._edgesql_pulled WHERE EXISTS (SELECT 1 FROM temp._edgesql_pending p "
+        "WHERE p.tbl = _edgesql_pulled.tbl AND p.pk = _edgesql_pulled.pk AND p.col = _edgesql_pulled.col "
+        "AND (p.hlc, :me) >= (_edgesql_pulled.hlc, _edgesql_pulled.replica))",
         "INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) "
         "SELECT tbl, pk, col, hlc, replica, val FROM temp._edgesql_pulled WHERE true "
         "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val",
     ]
     for t in schema.tables:
-        apply.extend(_apply_table(t))
-    apply += [
-        # Receiving a stamp moves this replica's clock past it (else a replica with a
-        # slow clock would stamp its next write below what it just saw).
-        "UPDATE _edgesql_state SET applying = 0, cursor = max(cursor, :cursor), "
-        "hlc = max(hlc, coalesce((SELECT max(CAST(value ->> '$[4]' AS INTEGER)) FROM json_each(:page)), 0)) WHERE id = 1",
+        final.extend(_apply_table(t))
+    final += [
+        "UPDATE _edgesql_state SET applying = 0, cursor = max(cursor, :cursor) WHERE id = 1",
         "DELETE FROM temp._edgesql_pulled",
+        "DELETE FROM temp._edgesql_pending",
     ]
 
     rejected_keys = "SELECT o.tbl AS tbl, o.pk AS k FROM _edgesql_rejected o WHERE o.seq IN (SELECT value ->> '$.seq' FROM json_each(:rejected))"
@@ -381,7 +424,10 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         ack.extend(_rematerialize(t, f"SELECT k FROM ({rejected_keys}) WHERE tbl = {quote_text(t.name)}"))
     ack.append("UPDATE _edgesql_state SET applying = 0 WHERE id = 1")
     return {
-        "apply": apply,
+        "apply": stage(portable_fill) + final,
+        "apply_jsonb": stage(jsonb_fill) + final,
+        "apply_stage": stage(jsonb_fill),
+        "apply_final": final,
         "ack": ack,
         "push_page": [PUSH_PAGE],
         "txend": [TXEND],

@@ -93,15 +93,20 @@ def encode(x: str) -> str:
 
 
 def decode(e: str) -> str:
-    """SQL for the value encoded in JSON text expression ``e``."""
-    tag = f"({e} ->> '$[0]')"
+    """SQL for the value encoded in JSON text expression ``e``.
+
+    ``e`` is always minified JSON as SQLite renders it (``["i","42"]``): the tag
+    is its third character and the digits or hex of an INTEGER, BLOB or NUL-text
+    sit between fixed ends, so only TEXT and REAL values are parsed as JSON.
+    """
     s1 = f"({e} ->> '$[1]')"
+    inner = f"substr({e}, 7, length({e}) - 8)"
     return (
-        f"CASE {tag} WHEN 'n' THEN NULL "
-        f"WHEN 'i' THEN CAST({s1} AS INTEGER) "
+        f"CASE substr({e}, 3, 1) WHEN 'n' THEN NULL "
+        f"WHEN 'i' THEN CAST({inner} AS INTEGER) "
         f"WHEN 't' THEN {s1} "
-        f"WHEN 'T' THEN CAST(unhex({s1}) AS TEXT) "
-        f"WHEN 'b' THEN unhex({s1}) "
+        f"WHEN 'T' THEN CAST(unhex({inner}) AS TEXT) "
+        f"WHEN 'b' THEN unhex({inner}) "
         f"WHEN 'r' THEN CASE {s1} WHEN '0' THEN 0.0 WHEN '-0' THEN -0.0 "
         f"WHEN 'inf' THEN 9e999 WHEN '-inf' THEN -9e999 "
         f"ELSE CAST(CAST({s1} AS INTEGER) AS REAL) * "
@@ -110,25 +115,38 @@ def decode(e: str) -> str:
     )
 
 
-def key_part(x: str) -> str:
-    """SQL for one key column's canonical ASCII part (NULL for REAL/NULL, refused upstream)."""
+def key_part(x: str, otherwise: str = "NULL") -> str:
+    """SQL for one key column's canonical ASCII part; ``otherwise`` for a REAL or NULL key.
+
+    Text first: it is the common key (UUIDs). A capture trigger passes a
+    ``RAISE(ABORT, ...)`` as ``otherwise``, so the check costs no extra statement.
+    """
     return (
-        f"CASE typeof({x}) WHEN 'integer' THEN 'i' || {x} "
-        f"WHEN 'text' THEN 't' || hex({x}) WHEN 'blob' THEN 'b' || hex({x}) END"
+        f"CASE typeof({x}) WHEN 'text' THEN 't' || hex({x}) WHEN 'integer' THEN 'i' || {x} "
+        f"WHEN 'blob' THEN 'b' || hex({x}) ELSE {otherwise} END"
     )
 
 
-def key_encode(cols: list[str]) -> str:
+def key_encode(cols: list[str], otherwise: str = "NULL") -> str:
     """SQL for the key of a row whose primary key columns are the expressions ``cols``."""
-    parts = " || ',' || ".join(f"'\"' || {key_part(c)} || '\"'" for c in cols)
+    parts = " || ',' || ".join(f"'\"' || {key_part(c, otherwise)} || '\"'" for c in cols)
     return f"'[' || {parts} || ']'"
 
 
 def key_decode(k: str, i: int) -> str:
-    """SQL for the value of key column ``i`` of key text expression ``k``."""
-    part = f"({k} ->> '$[{i}]')"
+    """SQL for the value of key column ``i`` of key text expression ``k``.
+
+    A key is plain ASCII with no escapes, so the first column (the whole key,
+    usually) is cut out with substr instead of parsing the JSON.
+    """
+    if i == 0:
+        tag = f"substr({k}, 3, 1)"
+        body = f"substr({k}, 4, instr(substr({k}, 4), '\"') - 1)"
+    else:
+        part = f"({k} ->> '$[{i}]')"
+        tag, body = f"substr({part}, 1, 1)", f"substr({part}, 2)"
     return (
-        f"CASE substr({part}, 1, 1) WHEN 'i' THEN CAST(substr({part}, 2) AS INTEGER) "
-        f"WHEN 't' THEN CAST(unhex(substr({part}, 2)) AS TEXT) "
-        f"WHEN 'b' THEN unhex(substr({part}, 2)) END"
+        f"CASE {tag} WHEN 'i' THEN CAST({body} AS INTEGER) "
+        f"WHEN 't' THEN CAST(unhex({body}) AS TEXT) "
+        f"WHEN 'b' THEN unhex({body}) END"
     )

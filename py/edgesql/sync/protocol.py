@@ -77,6 +77,8 @@ class SyncRequest:
     changes: list[list[Any]]
     limit: int
     too_large: list[dict[str, Any]]
+    #: ``changes`` as one JSON text, as CHECK and PUSH bind it (encoded once, here).
+    page: str
 
 
 def _int(d: dict[str, Any], key: str, lo: int, hi: int) -> int:
@@ -176,8 +178,52 @@ def parse_request(body: Any) -> SyncRequest:
         raise ProtocolError(
             413, "page_too_large", f"at most {MAX_PAGE_CHANGES} changes per page, got {len(changes)}"
         )
-    too_large = []
-    kept = []
+    kept, refused = _screen(changes, measure=False)
+    page = _page_json(kept)
+    if page is None:
+        # Some change may be over the size limit, or not Unicode: measure each one.
+        kept, refused = _screen(changes, measure=True)
+        page = _dumps(kept)
+    return SyncRequest(replica, schema, cursor, kept, limit, refused, page)
+
+
+def _dumps(changes: list[list[Any]]) -> str:
+    return json.dumps(changes, separators=(",", ":"), ensure_ascii=False)
+
+
+def _page_json(changes: list[list[Any]]) -> str | None:
+    """The changes as one JSON text (what CHECK and PUSH bind), or ``None`` when some change
+    may be over :data:`MAX_CELLS_BYTES` or holds a lone surrogate.
+
+    Each change's cells are a substring of the page's JSON, encoded the same way, so a
+    page within the limit holds no change over it; and a page that encodes as UTF-8
+    holds no lone surrogate.
+    """
+    page = _dumps(changes)
+    if page.isascii():
+        return page if len(page) <= MAX_CELLS_BYTES else None
+    try:
+        size = len(page.encode())
+    except UnicodeEncodeError:
+        return None
+    return page if size <= MAX_CELLS_BYTES else None
+
+
+#: A key whose ``t`` parts are hex of ASCII (so valid UTF-8) and whose other parts
+#: hold no quote or escape: what :func:`change_problem` finds nothing in.
+_PLAIN_PART = r'"(?:t(?:[0-7][0-9A-F])*|[ib][^"\\]*)"'
+_PLAIN_KEY = re.compile(rf"\[(?:{_PLAIN_PART},)*{_PLAIN_PART}\]")
+
+
+def _screen(changes: list[list[Any]], measure: bool) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    """The changes the transport keeps, and those it refuses (in page order).
+
+    Raises :class:`ProtocolError` for a change without a usable seq. With
+    ``measure``, each change's size is checked too (see :func:`_page_json` for
+    why that is rarely needed).
+    """
+    refused: list[dict[str, Any]] = []
+    kept: list[list[Any]] = []
     seen: set[int] = set()
     for i, c in enumerate(changes):
         # The seq is what acknowledgements and rejections name: without one, a bad
@@ -198,37 +244,66 @@ def parse_request(body: Any) -> SyncRequest:
                 f"changes[{i}][0]: seq {seq} appears twice in the page; each change has its own",
             )
         seen.add(seq)
-        problem = change_problem(c)
-        if problem is not None:
-            too_large.append({"seq": seq, "code": "malformed", "reason": problem})
-            continue
+        if not _plain(c):
+            problem = change_problem(c)
+            if problem is not None:
+                refused.append({"seq": seq, "code": "malformed", "reason": problem})
+                continue
+        if measure:
+            rejection = _size_problem(c)
+            if rejection is not None:
+                refused.append({"seq": seq, **rejection})
+                continue
+        kept.append(c)
+    return kept, refused
+
+
+def _plain(c: list[Any]) -> bool:
+    """True for the common shape, in which :func:`change_problem` would find nothing:
+    ``[seq, "table", "key", "hlc", {"column": ["tag", "text", ...]}, txend]`` with scalars
+    where the scalars go, no ``T`` cell and no key part of non-ASCII text.
+
+    A quick test, not a check: False only means "ask change_problem".
+    """
+    if len(c) != 6:
+        return False
+    _seq, tbl, pk, hlc, cells, txend = c
+    if type(cells) is not dict or type(pk) is not str:
+        return False
+    if type(tbl) is list or type(tbl) is dict or type(hlc) is list or type(hlc) is dict:
+        return False
+    if type(txend) is list or type(txend) is dict:
+        return False
+    for v in cells.values():
+        if type(v) is not list or not v or v[0] == "T":
+            return False
+        for e in v:
+            if type(e) is not str:
+                return False
+    return '"t' not in pk or _PLAIN_KEY.fullmatch(pk) is not None
+
+
+def _size_problem(c: list[Any]) -> dict[str, str] | None:
+    """The rejection of a change too large for a primary, or holding a lone surrogate."""
+    try:
+        # The whole change: a lone surrogate anywhere in it could not be bound.
+        json.dumps(c, ensure_ascii=False).encode()
         cells = c[4] if len(c) > 4 else None
-        try:
-            size = (
-                len(json.dumps(cells, separators=(",", ":"), ensure_ascii=False).encode())
-                if cells is not None
-                else 0
-            )
-            json.dumps(c[:4], ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            # JSON can carry a lone surrogate (\ud800); no SQLite TEXT can hold one.
-            too_large.append(
-                {
-                    "seq": seq,
-                    "code": "malformed",
-                    "reason": "a string in the change is not valid Unicode (it holds a lone surrogate)",
-                }
-            )
-            continue
-        if size > MAX_CELLS_BYTES:
-            too_large.append(
-                {
-                    "seq": seq,
-                    "code": "too_large",
-                    "reason": f"the change is {size} bytes; a primary stores at most {MAX_CELLS_BYTES} "
-                    "per change (D1 refuses values over 2 MB): store large files elsewhere and keep a reference",
-                }
-            )
-        else:
-            kept.append(c)
-    return SyncRequest(replica, schema, cursor, kept, limit, too_large)
+        size = (
+            len(json.dumps(cells, separators=(",", ":"), ensure_ascii=False).encode())
+            if cells is not None
+            else 0
+        )
+    except UnicodeEncodeError:
+        # JSON can carry a lone surrogate (\ud800); no SQLite TEXT can hold one.
+        return {
+            "code": "malformed",
+            "reason": "a string in the change is not valid Unicode (it holds a lone surrogate)",
+        }
+    if size > MAX_CELLS_BYTES:
+        return {
+            "code": "too_large",
+            "reason": f"the change is {size} bytes; a primary stores at most {MAX_CELLS_BYTES} "
+            "per change (D1 refuses values over 2 MB): store large files elsewhere and keep a reference",
+        }
+    return None

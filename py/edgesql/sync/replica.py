@@ -169,6 +169,9 @@ class NativeReplica:
     def _load_programs(self) -> None:
         rows = self._conn.execute("SELECT name, sql FROM _edgesql_sql").fetchall()
         self._programs = {name: json.loads(sql) for name, sql in rows}
+        # The JSONB variant needs SQLite 3.45; CPython may link an older one (Debian 12: 3.40).
+        if sqlite3.sqlite_version_info >= (3, 45, 0) and "apply_jsonb" in self._programs:
+            self._programs["apply"] = self._programs["apply_jsonb"]
 
     @property
     def txend_sql(self) -> list[str]:

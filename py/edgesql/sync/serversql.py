@@ -122,24 +122,35 @@ def apply_trigger(t: Table) -> str:
         )
         for c in t.columns
     )
-    # One row per key: each column's value, and whether the clock has that cell at all.
+    # One row per key: each column's value, and (for a column with a default, used
+    # when the clock has no cell for it) whether the clock has that cell at all.
+    has_default = {c.name for c in t.value_columns if c.default is not None}
     picks = ", ".join(
-        f"max(CASE WHEN col = {quote_text(c)} THEN val END) AS {quote_ident(c)}, "
-        f"max(col = {quote_text(c)}) AS {quote_ident('?' + c)}"
+        f"max(CASE WHEN col = {quote_text(c)} THEN val END) AS {quote_ident(c)}"
+        + (f", max(col = {quote_text(c)}) AS {quote_ident('?' + c)}" if c in has_default else "")
         for c in value_names
     )
     picks = (
         picks + ", " if picks else ""
     ) + f"max(CASE WHEN col = {quote_text(EXISTS)} THEN val END) AS {quote_ident(EXISTS)}"
     row = f"(SELECT {picks} FROM _edgesql_clock WHERE tbl = {tl} AND pk = NEW.pk)"
-    pk_match = " AND ".join(f"{quote_ident(c)} IS {key_decode('NEW.pk', i)}" for i, c in enumerate(t.pk))
+    exists = (
+        f"(SELECT val FROM _edgesql_clock WHERE tbl = {tl} AND pk = NEW.pk AND col = {quote_text(EXISTS)})"
+    )
+    # The row goes when the clock says it does not exist. The first key column is
+    # compared with a subquery that is NULL unless so: it runs once, before any
+    # lookup, and a NULL matches nothing, so a row that stays costs no index seek.
+    # (`=`, not `IS`: a key that passed CHECK never decodes to NULL.)
+    pk_match = " AND ".join(
+        f"{quote_ident(c)} = (SELECT {key_decode('NEW.pk', i)} WHERE {exists} IS NOT 1)"
+        if i == 0
+        else f"{quote_ident(c)} = {key_decode('NEW.pk', i)}"
+        for i, c in enumerate(t.pk)
+    )
     pkcols = ", ".join(quote_ident(c) for c in t.pk)
     updates = ", ".join(f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in value_names)
     upsert = (
         f"ON CONFLICT ({pkcols}) DO UPDATE SET {updates}" if updates else f"ON CONFLICT ({pkcols}) DO NOTHING"
-    )
-    exists = (
-        f"(SELECT val FROM _edgesql_clock WHERE tbl = {tl} AND pk = NEW.pk AND col = {quote_text(EXISTS)})"
     )
     return (
         f"CREATE TRIGGER {trigger_name(t)} AFTER INSERT ON _edgesql_changes WHEN NEW.tbl = {tl} BEGIN "
@@ -147,47 +158,60 @@ def apply_trigger(t: Table) -> str:
         f"SELECT NEW.tbl, NEW.pk, j.key, NEW.hlc, NEW.replica, {decode('j.value')} FROM json_each(NEW.cells) j WHERE true "
         "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val "
         "WHERE (excluded.hlc, excluded.replica) > (_edgesql_clock.hlc, _edgesql_clock.replica); "
-        f"DELETE FROM {tq} WHERE {pk_match} AND {exists} IS NOT 1; "
+        f"DELETE FROM {tq} WHERE {pk_match}; "
         f"INSERT INTO {tq} ({cols}) SELECT {values} FROM {row} w "
         f"WHERE w.{quote_ident(EXISTS)} IS 1 {upsert}; "
         "END"
     )
 
 
+# Both are CASEs, not ANDs: SQLite does not promise to evaluate AND left to right,
+# and `->>` on a value that is no JSON (a plain string cell) raises an error.
 _VALID_KEY_PART = (
-    "k.type = 'text' AND ((substr(k.value, 1, 1) = 'i' AND CAST(CAST(substr(k.value, 2) AS INTEGER) AS TEXT) "
-    "= substr(k.value, 2)) OR (substr(k.value, 1, 1) IN ('t', 'b') AND length(k.value) % 2 = 1 "
-    "AND substr(k.value, 2) NOT GLOB '*[^0-9A-F]*'))"
+    "CASE WHEN k.type IS NOT 'text' THEN 0 WHEN substr(k.value, 1, 1) = 'i' "
+    "THEN CAST(CAST(substr(k.value, 2) AS INTEGER) AS TEXT) = substr(k.value, 2) "
+    "WHEN substr(k.value, 1, 1) IN ('t', 'b') THEN length(k.value) % 2 = 1 "
+    "AND substr(k.value, 2) NOT GLOB '*[^0-9A-F]*' ELSE 0 END"
 )
+# 1 for a well-formed cell, else 0: never NULL, which min() would skip (so ["i", null]
+# once passed). Every payload is a JSON string: decode() cuts ["i","42"] by position.
 _VALID_VALUE = (
-    "j.type = 'array' AND CASE j.value ->> '$[0]' "
+    "coalesce(CASE WHEN j.type IS NOT 'array' THEN 0 ELSE CASE j.value ->> '$[0]' "
     "WHEN 'n' THEN json_array_length(j.value) = 1 "
-    "WHEN 'i' THEN json_array_length(j.value) = 2 AND CAST(CAST(j.value ->> '$[1]' AS INTEGER) AS TEXT) = j.value ->> '$[1]' "
+    "WHEN 'i' THEN json_array_length(j.value) = 2 AND json_type(j.value, '$[1]') = 'text' "
+    "AND CAST(CAST(j.value ->> '$[1]' AS INTEGER) AS TEXT) = j.value ->> '$[1]' "
     "WHEN 't' THEN json_array_length(j.value) = 2 AND json_type(j.value, '$[1]') = 'text' "
-    "WHEN 'T' THEN json_array_length(j.value) = 2 AND length(j.value ->> '$[1]') % 2 = 0 "
-    "AND (j.value ->> '$[1]') NOT GLOB '*[^0-9A-F]*' "
-    "WHEN 'b' THEN json_array_length(j.value) = 2 AND length(j.value ->> '$[1]') % 2 = 0 "
-    "AND (j.value ->> '$[1]') NOT GLOB '*[^0-9A-F]*' "
-    "WHEN 'r' THEN (json_array_length(j.value) = 2 AND j.value ->> '$[1]' IN ('0', '-0', 'inf', '-inf')) "
-    "OR (json_array_length(j.value) = 3 AND CAST(CAST(j.value ->> '$[1]' AS INTEGER) AS TEXT) = j.value ->> '$[1]' "
+    "WHEN 'T' THEN json_array_length(j.value) = 2 AND json_type(j.value, '$[1]') = 'text' "
+    "AND length(j.value ->> '$[1]') % 2 = 0 AND (j.value ->> '$[1]') NOT GLOB '*[^0-9A-F]*' "
+    "WHEN 'b' THEN json_array_length(j.value) = 2 AND json_type(j.value, '$[1]') = 'text' "
+    "AND length(j.value ->> '$[1]') % 2 = 0 AND (j.value ->> '$[1]') NOT GLOB '*[^0-9A-F]*' "
+    "WHEN 'r' THEN (json_array_length(j.value) = 2 AND json_type(j.value, '$[1]') = 'text' "
+    "AND j.value ->> '$[1]' IN ('0', '-0', 'inf', '-inf')) "
+    "OR (json_array_length(j.value) = 3 AND json_type(j.value, '$[1]') = 'text' AND json_type(j.value, '$[2]') = 'text' "
+    "AND CAST(CAST(j.value ->> '$[1]' AS INTEGER) AS TEXT) = j.value ->> '$[1]' "
     "AND abs(CAST(j.value ->> '$[1]' AS INTEGER)) < 9007199254740992 "
     "AND CAST(j.value ->> '$[2]' AS INTEGER) BETWEEN -1074 AND 1023 "
     "AND CAST(CAST(j.value ->> '$[2]' AS INTEGER) AS TEXT) = j.value ->> '$[2]') "
-    "ELSE 0 END"
+    "ELSE 0 END END, 0)"
 )
 
 #: Problems with a pushed page, one JSON array of {"seq", "code", "reason"}.
 #: Params: ?1 page (JSON array of [seq, tbl, pk, hlc, cells, txend]), ?2 replica.
 #: The page's shape (an array of arrays) is checked by the transport first. Each
-#: change's fields are extracted once (MATERIALIZED), then checked in order.
+#: change is parsed once, into JSONB (D1 has ``jsonb()`` but not ``jsonb_each``),
+#: so that extracting its fields parses nothing; the fields are extracted once
+#: (MATERIALIZED: SQLite does not share an expression used twice), then checked
+#: in order. A change's cells are read in one pass, which finds an empty cells
+#: object, an unknown column and a malformed value at once.
 CHECK = f"""
-WITH ch AS MATERIALIZED (
-  SELECT p.value AS v, p.value ->> '$[0]' AS seq, p.value ->> '$[1]' AS tbl, p.value ->> '$[2]' AS pk,
-         p.value ->> '$[3]' AS hlc_text, json_type(p.value, '$[4]') AS cells_type,
-         json_array_length(p.value) AS n, json_type(p.value, '$[0]') AS seq_type,
-         json_type(p.value, '$[1]') AS tbl_type, json_type(p.value, '$[2]') AS pk_type,
-         json_type(p.value, '$[3]') AS hlc_type, json_type(p.value, '$[5]') AS txend_type
-  FROM json_each(?1) p
+WITH page AS MATERIALIZED (SELECT jsonb(p.value) AS v FROM json_each(?1) p
+), ch AS MATERIALIZED (
+  SELECT v, v ->> '$[0]' AS seq, v ->> '$[1]' AS tbl, v ->> '$[2]' AS pk,
+         v ->> '$[3]' AS hlc_text, json_type(v, '$[4]') AS cells_type,
+         json_array_length(v) AS n, json_type(v, '$[0]') AS seq_type,
+         json_type(v, '$[1]') AS tbl_type, json_type(v, '$[2]') AS pk_type,
+         json_type(v, '$[3]') AS hlc_type, json_type(v, '$[5]') AS txend_type
+  FROM page
 ), coded AS (
   SELECT seq, tbl, hlc_text, v,
     CASE
@@ -196,20 +220,21 @@ WITH ch AS MATERIALIZED (
         OR CAST(CAST(hlc_text AS INTEGER) AS TEXT) IS NOT hlc_text OR CAST(hlc_text AS INTEGER) < 0
         OR NOT json_valid(pk) OR json_type(pk) IS NOT 'array'
         THEN 'malformed'
-      WHEN NOT EXISTS (SELECT 1 FROM _edgesql_tables t WHERE t.tbl = ch.tbl) THEN 'unknown_table'
-      WHEN json_array_length(pk) != (SELECT npk FROM _edgesql_tables t WHERE t.tbl = ch.tbl)
-        OR EXISTS (SELECT 1 FROM json_each(pk) k WHERE NOT ({_VALID_KEY_PART}))
+      WHEN npk IS NULL THEN 'unknown_table'
+      WHEN json_array_length(pk) != npk OR EXISTS (SELECT 1 FROM json_each(pk) k WHERE NOT ({_VALID_KEY_PART}))
         THEN 'malformed'
-      WHEN EXISTS (SELECT 1 FROM json_each(v, '$[4]') j LEFT JOIN _edgesql_columns c ON c.tbl = ch.tbl AND c.col = j.key
-                   WHERE c.col IS NULL) THEN 'unknown_column'
-      WHEN NOT EXISTS (SELECT 1 FROM json_each(v, '$[4]'))
-        OR EXISTS (SELECT 1 FROM json_each(v, '$[4]') j WHERE NOT ({_VALID_VALUE})) THEN 'malformed'
-      WHEN (CAST(hlc_text AS INTEGER) >> 16) > {_NOW_MS} + {MAX_CLOCK_SKEW_MS} THEN 'future_stamp'
-      WHEN EXISTS (SELECT 1 FROM _edgesql_changes x WHERE x.replica = ?2 AND x.rseq = ch.seq
-        AND (x.tbl IS NOT ch.tbl OR x.pk IS NOT ch.pk OR x.hlc IS NOT CAST(ch.hlc_text AS INTEGER)))
-        THEN 'replica_conflict'
+      ELSE coalesce(
+        (SELECT CASE WHEN count(*) = 0 THEN 'malformed' WHEN count(c.col) < count(*) THEN 'unknown_column'
+                     WHEN min({_VALID_VALUE}) = 0 THEN 'malformed' END
+         FROM json_each(v, '$[4]') j LEFT JOIN _edgesql_columns c ON c.tbl = ch.tbl AND c.col = j.key),
+        CASE
+          WHEN (CAST(hlc_text AS INTEGER) >> 16) > {_NOW_MS} + {MAX_CLOCK_SKEW_MS} THEN 'future_stamp'
+          WHEN EXISTS (SELECT 1 FROM _edgesql_changes x WHERE x.replica = ?2 AND x.rseq = ch.seq
+            AND (x.tbl IS NOT ch.tbl OR x.pk IS NOT ch.pk OR x.hlc IS NOT CAST(ch.hlc_text AS INTEGER)))
+            THEN 'replica_conflict'
+        END)
     END AS code
-  FROM ch
+  FROM (SELECT ch.*, (SELECT npk FROM _edgesql_tables t WHERE t.tbl = ch.tbl) AS npk FROM ch) ch
 )
 SELECT coalesce(json_group_array(json_object('seq', seq, 'code', code, 'reason', CASE code
     WHEN 'malformed' THEN 'the change is not [seq, table, key, hlc, {{column: value}}, txend] with edgesql''s encodings'
@@ -225,13 +250,16 @@ FROM coded WHERE code IS NOT NULL
 
 #: Insert a page's changes (those not excluded); a seq already stored changes nothing.
 #: Params: ?1 page, ?2 replica, ?3 JSON array of seqs to leave out.
+#: Each change is parsed once, into JSONB, as in CHECK; ``->`` renders its cells
+#: as minified JSON text.
 PUSH = """
+WITH page AS MATERIALIZED (SELECT p.key AS i, jsonb(p.value) AS v FROM json_each(?1) p)
 INSERT INTO _edgesql_changes (replica, rseq, tbl, pk, hlc, cells, txend)
-SELECT ?2, p.value ->> '$[0]', p.value ->> '$[1]', p.value ->> '$[2]', CAST(p.value ->> '$[3]' AS INTEGER),
-       json(p.value -> '$[4]'), coalesce(p.value ->> '$[5]', 0)
-FROM json_each(?1) p
-WHERE p.value ->> '$[0]' NOT IN (SELECT value FROM json_each(?3))
-ORDER BY p.key
+SELECT ?2, v ->> '$[0]', v ->> '$[1]', v ->> '$[2]', CAST(v ->> '$[3]' AS INTEGER),
+       v -> '$[4]', coalesce(v ->> '$[5]', 0)
+FROM page
+WHERE v ->> '$[0]' NOT IN (SELECT value FROM json_each(?3))
+ORDER BY i
 ON CONFLICT (replica, rseq) DO NOTHING
 """
 
