@@ -278,3 +278,57 @@ def test_console_shows_progress_during_a_long_first_pull(
         assert run_py(page, "(await db.execute('SELECT count(*) FROM tasks')).scalar()") == 20_000
     finally:
         ctx.close()
+
+
+def test_a_write_during_a_long_pull_is_pushed_and_every_row_arrives(
+    browser: Any, own_server: Server, outside: Any
+) -> None:
+    """While a first pull of 12,000 changes runs (pages asked for ahead, see worker/sync.js), the page
+    writes: the write reaches the primary, and every pulled row arrives with its own values."""
+
+    async def seed() -> None:
+        async with edgesql.connect(":memory:", sync_url=own_server.url + "/sync", sync_interval=None) as db:
+            for start in range(0, 12_000, 3_000):
+                await db.executemany(
+                    "INSERT INTO tasks (id, project_id, title, priority) VALUES (?, 'p', ?, ?)",
+                    [(f"t{i:05}", f"task {i}", i % 4) for i in range(start, start + 3_000)],
+                )
+                await db.sync()
+
+    run(seed())
+    ctx = browser.new_context()
+    outside.watch(ctx)
+    try:
+        page = open_console(ctx.new_page(), own_server.url)
+        run_py(page, CONNECT)
+        got = run_py(
+            page,
+            """
+import asyncio
+task = asyncio.ensure_future(db.sync())
+while (await db.sync_status()).progress is None and not task.done():
+    await asyncio.sleep(0.005)
+during = not task.done()
+await db.execute("INSERT INTO tasks (id, project_id, title) VALUES ('mine', 'p', 'written during the pull')")
+await task
+await db.sync()
+st = await db.sync_status()
+json.dumps({"during": during, "pending": st.pending, "error": st.last_error,
+            "count": (await db.execute("SELECT count(*) FROM tasks")).scalar(),
+            "wrong": (await db.execute(
+                "SELECT count(*) FROM tasks WHERE id != 'mine' AND (title != 'task ' || CAST(substr(id, 2) AS INTEGER) "
+                "OR priority != CAST(substr(id, 2) AS INTEGER) % 4)")).scalar()})
+""",
+        )
+        assert got == {"during": True, "pending": 0, "error": None, "count": 12_001, "wrong": 0}
+
+        async def on_primary() -> Any:
+            async with edgesql.connect(
+                ":memory:", sync_url=own_server.url + "/sync", sync_interval=None
+            ) as db:
+                await db.sync()
+                return (await db.execute("SELECT title FROM tasks WHERE id = 'mine'")).scalar()
+
+        assert run(on_primary()) == "written during the pull"
+    finally:
+        ctx.close()

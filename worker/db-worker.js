@@ -17,7 +17,7 @@ import { parseRequest } from './codec.js';
 import { errorJson } from './engine.js';
 import { EdgeError, SQLITE_CANTOPEN, SQLITE_MISUSE } from './errors.js';
 import * as L from './sab-layout.js';
-import { syncInProgress } from './sync.js';
+import { sliceHalfApplied, syncInProgress } from './sync.js';
 import { Router } from './tabs.js';
 
 /** After answering a fast-path call, block this long for the next one before yielding. */
@@ -33,13 +33,16 @@ const HOT_WAIT_MS = 1;
  * until the rhythm is back. So the budget is long while no sync runs and
  * short during one. Measured, back-to-back point queries with no sync, p99:
  * 0.23-0.98 ms without a budget, 0.29-0.54 ms with 250 ms, 0.9-1.5 ms with
- * 10 ms. A 20k-row pull beside back-to-back queries (docs/benchmarks-sync.md;
- * a loaded machine): with 5 ms the pull took 4.6 s and the queries' p99 was
- * 13 ms, 10 ms 5.1 s and 9 ms, 25 ms 7.3 s and 8 ms; without a budget a
- * 100k-row pull took 85 s beside such queries, 8.7 s alone.
+ * 10 ms. A 100k-row pull beside back-to-back queries (docs/benchmarks-sync.md):
+ * without a budget 85 s; with 10 ms 19.5 s and a query p99 of 7.7 ms (both
+ * with the older apply, 54 us a change). With today's (about 34 us): 3 ms,
+ * 9.0 s and 9.2 ms; 3 ms with slices in two halves (sync.js, 0.5 ms between
+ * them) 10.2-10.6 s and 7.0-7.6 ms; 2 ms and halves 10.1 s and 8.5 ms.
  */
 const HOT_BUDGET_MS = 250;
-const HOT_BUDGET_SYNC_MS = 10;
+const HOT_BUDGET_SYNC_MS = 3;
+/** Between the two halves of a pulled slice (worker/sync.js): serve what waits, then finish the slice. */
+const HOT_BUDGET_HALF_MS = 0.5;
 
 /** Every database of this tab, here or routed to the tab that owns it (tabs.js). */
 const router = new Router((path, event) => postMessage({ type: 'event', db: path, event }));
@@ -107,7 +110,8 @@ async function serveSab(buffer) {
     }
     // Serve calls back to back; between them, block briefly in Atomics.wait
     // (cheaper to wake than waitAsync) before going back to the event loop.
-    const hotUntil = performance.now() + (syncInProgress() ? HOT_BUDGET_SYNC_MS : HOT_BUDGET_MS);
+    const budget = sliceHalfApplied() ? HOT_BUDGET_HALF_MS : syncInProgress() ? HOT_BUDGET_SYNC_MS : HOT_BUDGET_MS;
+    const hotUntil = performance.now() + budget;
     for (;;) {
       seen = Atomics.load(ctl, L.REQ_SEQ);
       const n = Atomics.load(ctl, L.REQ_LEN);

@@ -24,29 +24,33 @@ const PUSH_LIMIT = 2000;
 const PUSH_BYTES = 1_900_000;
 const PULL_LIMIT = 2000;
 
-/** Pulled changes applied per transaction: small enough that a query waits a few ms at most. */
-const APPLY_SLICE = 64;
+/**
+ * A pulled page is applied in slices, each its own transaction, with a turn of
+ * the event loop between them: a query that arrives during a slice waits for
+ * it. So a slice is sized by time, from the cost per change of the slices
+ * before it: about SLICE_MS, within MIN_SLICE..MAX_SLICE changes.
+ */
+const SLICE_MS = 3;
+const MIN_SLICE = 8;
+const MAX_SLICE = 512;
+/** Cost per change (ms) assumed before the first slice is measured. */
+const FIRST_CHANGE_MS = 0.06;
 
 /**
- * Where to cut a page into slices: after at most APPLY_SLICE changes, at the end
- * of a writer's transaction (txend, index 6) when one falls in the slice.
- * @param {any[]} changes @returns {number[]} slice ends (exclusive)
+ * Where the slice that starts at `start` ends (exclusive): after at most `size`
+ * changes, at the end of a writer's transaction (txend, index 6) when one falls
+ * in the slice; a transaction longer than `size` is applied whole.
+ * @param {any[]} changes @param {number} start @param {number} size @returns {number}
  */
-function slices(changes) {
-  const ends = [];
-  let start = 0;
-  while (start < changes.length) {
-    let end = Math.min(start + APPLY_SLICE, changes.length);
-    if (end < changes.length) {
-      let cut = end;
-      while (cut > start && changes[cut - 1][6] !== 1) cut--;
-      if (cut > start) end = cut; // else one transaction is bigger than a slice: apply it whole
-      else while (end < changes.length && changes[end - 1][6] !== 1) end++;
-    }
-    ends.push(end);
-    start = end;
+export function sliceEnd(changes, start, size) {
+  let end = Math.min(start + size, changes.length);
+  if (end < changes.length) {
+    let cut = end;
+    while (cut > start && changes[cut - 1][6] !== 1) cut--;
+    if (cut > start) end = cut;
+    else while (end < changes.length && changes[end - 1][6] !== 1) end++;
   }
-  return ends;
+  return end;
 }
 
 /** A macrotask boundary, so the worker's other work (queries, messages) gets its turn. */
@@ -70,9 +74,17 @@ export class SyncError extends Error {
 /** Sync runs under way in this worker (any database): its hot loop then yields more often. */
 let activeSyncs = 0;
 
+/** Slices whose inbox is read and whose changes wait to be applied (between its two halves). */
+let halfApplied = 0;
+
 /** Is a sync run (push and pull rounds) under way in this worker? */
 export function syncInProgress() {
   return activeSyncs > 0;
+}
+
+/** Is a slice half applied (its inbox read, its changes not yet written)? Then the hot loop yields sooner. */
+export function sliceHalfApplied() {
+  return halfApplied > 0;
 }
 
 export class Syncer {
@@ -91,6 +103,10 @@ export class Syncer {
     this.online = typeof navigator === 'undefined' ? true : navigator.onLine;
     this.lastError = null;
     this.progress = null;
+    /** The next pull page, asked for while this one is applied: {replica, version, cursor, abort, res}. */
+    this.prefetch = null;
+    /** What applying one pulled change costs here (ms, a moving average): sizes the slices. */
+    this.changeMs = FIRST_CHANGE_MS;
     this.failures = 0;
     /** performance.now() before which no background round starts (a Retry-After). */
     this.notBefore = 0;
@@ -154,6 +170,8 @@ export class Syncer {
     for (const [name, sql] of this.db.query('SELECT name, sql FROM _edgesql_sql')) {
       this.programs[name] = JSON.parse(sql);
     }
+    // This SQLite has JSONB (3.45+): parse each pulled page once (a schema cached before there was a variant has none).
+    if (this.programs.apply_jsonb) this.programs.apply = this.programs.apply_jsonb;
   }
 
   /** The browser is back online (the worker's own event, or the page's relayed). */
@@ -223,6 +241,7 @@ export class Syncer {
         if (!r.more && !this.again) break;
       }
     } catch (e) {
+      this.dropPrefetch(); // the next run starts from what is stored
       this.lastError = e.message;
       this.notify({ type: 'status' });
       throw e;
@@ -252,19 +271,46 @@ export class Syncer {
     return { replica, cursor: Number(cursor), version: Number(version) };
   }
 
+  /**
+   * POST one request body; resolves to the Response, or to the SyncError of an
+   * unreachable primary (never rejects, so a prefetch nobody awaits is harmless).
+   */
+  post(body, signal) {
+    return fetch(this.url, { method: 'POST', headers: this.headers(), body, cache: 'no-store', signal })
+      .catch((e) => new SyncError(`cannot reach the primary at ${this.url}: ${e.message}`, 'offline'));
+  }
+
+  requestBody(st, page) {
+    return `{"v":${PROTOCOL_VERSION},"replica":"${st.replica}","schema":${st.version},"cursor":${st.cursor},` +
+      `"limit":${PULL_LIMIT},"changes":${page}}`;
+  }
+
+  /** The prefetched answer for this round, if it asked for exactly what this round would. */
+  takePrefetch(st, pushing) {
+    const p = this.prefetch;
+    if (p && !pushing && p.replica === st.replica && p.version === st.version && p.cursor === st.cursor) {
+      this.prefetch = null;
+      return p.res;
+    }
+    this.dropPrefetch();
+    return null;
+  }
+
+  /** Forget the prefetched answer (and cancel its request): the next round asks again. */
+  dropPrefetch() {
+    if (this.prefetch) this.prefetch.abort.abort();
+    this.prefetch = null;
+  }
+
   async round() {
     await this.db.whenIdle();
     const st = this.state();
     const [page, , count] = this.db.query(this.programs.push_page[0], { after: 0, limit: PUSH_LIMIT, bytes: PUSH_BYTES })[0];
     const n = Number(count);
-    const body = `{"v":${PROTOCOL_VERSION},"replica":"${st.replica}","schema":${st.version},"cursor":${st.cursor},` +
-      `"limit":${PULL_LIMIT},"changes":${page}}`;
-    let res;
-    try {
-      res = await fetch(this.url, { method: 'POST', headers: this.headers(), body, cache: 'no-store' });
-    } catch (e) {
+    const res = await (this.takePrefetch(st, n > 0) || this.post(this.requestBody(st, page)));
+    if (res instanceof SyncError) {
       this.online = false;
-      throw new SyncError(`cannot reach the primary at ${this.url}: ${e.message}`, 'offline');
+      throw res;
     }
     this.online = true;
     if (res.status === 409) {
@@ -305,17 +351,45 @@ export class Syncer {
     }
     const before = this.progress ? this.progress.applied : 0;
     const total = r.more ? before + changes.length + Number(r.remaining || 0) : null;
+    if (n === 0 && r.more && changes.length && !this.stopped) {
+      // Nothing to push: ask for the next page now, so that it travels while this one is applied.
+      const next = { ...st, cursor: r.cursor };
+      const abort = new AbortController();
+      this.prefetch = { ...next, abort, res: this.post(this.requestBody(next, '[]'), abort.signal) };
+    }
     // Apply the page in slices, each its own transaction and cut where a
     // writer's transaction ends, yielding between them: the app's queries run
     // in between instead of waiting for the whole page.
     let start = 0;
-    for (const end of slices(changes)) {
+    while (start < changes.length) {
+      const size = Math.max(MIN_SLICE, Math.min(MAX_SLICE, Math.round(SLICE_MS / this.changeMs)));
+      const end = sliceEnd(changes, start, size);
       const slice = changes.slice(start, end);
       const cursor = end === changes.length ? r.cursor : slice[slice.length - 1][0];
+      const page = JSON.stringify(slice);
+      let spent = 0;
+      if (this.programs.apply_stage) {
+        // Reading the slice into the TEMP inbox changes nothing the app sees: a turn of the
+        // event loop after it, so that a query waits for one of the two halves at most.
+        await this.db.whenIdle();
+        const t0 = performance.now();
+        this.db.atomicInternal(() => this.db.runProgram(this.programs.apply_stage, { page }));
+        spent += performance.now() - t0;
+        halfApplied++;
+        try {
+          await yieldToEventLoop();
+        } finally {
+          halfApplied--;
+        }
+      }
       await this.db.whenIdle();
+      const t0 = performance.now();
       this.db.atomicInternal(() => {
-        this.db.runProgram(this.programs.apply, { page: JSON.stringify(slice), cursor, me: st.replica });
+        this.db.runProgram(this.programs.apply_stage ? this.programs.apply_final : this.programs.apply,
+          { page, cursor, me: st.replica });
       });
+      spent += performance.now() - t0;
+      this.changeMs = 0.7 * this.changeMs + 0.3 * (spent / (end - start));
       start = end;
       if (total !== null) this.progress = { applied: before + end, total };
       if (end < changes.length) await yieldToEventLoop();
@@ -344,6 +418,7 @@ export class Syncer {
 
   stop() {
     this.stopped = true;
+    this.dropPrefetch();
     if (this.timer !== null) clearTimeout(this.timer);
     self.removeEventListener('online', this.onOnline);
     this.db.onCommit = null;
