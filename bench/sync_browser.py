@@ -807,17 +807,23 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-#: worker/sync.js: pulled changes applied per transaction, cut at a writer's transaction end.
-APPLY_SLICE = 64
-#: worker/db-worker.js: how long the DB worker serves fast-path calls back to back before it
-#: gives its event loop (where the pull runs) one turn.
-HOT_BUDGET_MS = 10.0
+#: worker/sync.js: a pulled slice is about this much work, from the measured cost per change
+#: (within MIN_SLICE..MAX_SLICE changes), cut at a writer's transaction end.
+SLICE_MS = 3.0
+MIN_SLICE, MAX_SLICE = 8, 512
+#: worker/db-worker.js: how long the DB worker serves fast-path calls back to back during a
+#: sync before it gives its event loop (where the pull runs) one turn, and between the two
+#: halves of a slice.
+HOT_BUDGET_SYNC_MS = 3.0
+HOT_BUDGET_HALF_MS = 0.5
 
 
-def _slice_rows(tx_rows: int) -> int:
-    """Changes per applied slice when every writer's transaction has ``tx_rows`` changes: the
-    worker cuts after at most 64 at a transaction end, or applies a larger transaction whole."""
-    return tx_rows if tx_rows >= APPLY_SLICE else APPLY_SLICE // tx_rows * tx_rows
+def _slice_rows(tx_rows: int, change_ms: float) -> int:
+    """Changes per applied slice when every writer's transaction has ``tx_rows`` changes and one
+    change costs ``change_ms``: the worker cuts after about SLICE_MS of changes at a transaction
+    end, or applies a larger transaction whole."""
+    size = max(MIN_SLICE, min(MAX_SLICE, round(SLICE_MS / max(change_ms, 1e-9))))
+    return tx_rows if tx_rows >= size else size // tx_rows * tx_rows
 
 
 def _reading(report: dict[str, Any]) -> list[str]:
@@ -852,7 +858,7 @@ def analyse(report: dict[str, Any]) -> list[str]:
     rows = p["rows"]
     out: list[str] = []
     apply_s = alone["outside_requests_s"]
-    per_slice = _slice_rows(report["seed"]["tx_rows"])
+    per_slice = _slice_rows(report["seed"]["tx_rows"], apply_s * 1e3 / max(rows, 1))
     slices = max(1, math.ceil(rows / per_slice))
     out.append(
         f"* **The pull, alone**: {alone['total_s']} s from connect to fully pulled; "
@@ -860,9 +866,10 @@ def analyse(report: dict[str, Any]) -> list[str]:
         f"(the primary answering, the bytes arriving; the same pages fetched from Python took "
         f"{http['seconds']} s), {alone['connect_s']} s connecting, and {apply_s} s outside requests "
         f"({apply_s / max(alone['pull_s'], 1e-9):.0%} of `db.sync()`): parsing each page and applying "
-        f"it in {slices:,} slices of {per_slice} changes (at most {APPLY_SLICE}, cut at a writer's "
-        f"transaction end; the seed wrote transactions of {report['seed']['tx_rows']}), each its own "
-        f"transaction, with a yield between slices — {rows / max(apply_s, 1e-9):,.0f} changes/s, "
+        f"it in about {slices:,} slices of {per_slice} changes (about {SLICE_MS:g} ms of work each, cut "
+        f"at a writer's transaction end; the seed wrote transactions of {report['seed']['tx_rows']}), "
+        "each in two halves (the TEMP inbox, then one transaction that applies), with a yield "
+        f"between them — {rows / max(apply_s, 1e-9):,.0f} changes/s, "
         f"{apply_s / slices * 1e3:.1f} ms a slice."
         + (
             " The pull misses its target even with nothing else running: the apply in the worker, "
@@ -881,10 +888,11 @@ def analyse(report: dict[str, Any]) -> list[str]:
         text += (
             " The DB worker answers fast-path calls in a hot loop and gives its event loop — "
             "where the pull's fetches resolve and its next slice runs — one turn after "
-            f"{HOT_BUDGET_MS:g} ms of calls (worker/db-worker.js, `HOT_BUDGET_MS`), so with queries "
-            "coming back to back the pull gets roughly one slice per that much querying. (Before that "
-            "budget the worker left the loop only after 1 ms without a call, and the same pull took "
-            "85 s on a loaded machine.)"
+            f"{HOT_BUDGET_SYNC_MS:g} ms of calls during a sync ({HOT_BUDGET_HALF_MS:g} ms between a "
+            "slice's halves; worker/db-worker.js), so with queries coming back to back the pull gets "
+            "roughly one slice per that much querying. (Without that budget the worker left the loop "
+            "only after 1 ms without a call, and the same pull took 85 s on a loaded machine; with "
+            "10 ms and the older apply, 19.5 s.)"
         )
     if "pull-paced" in runs:
         paced = runs["pull-paced"]
@@ -898,7 +906,8 @@ def analyse(report: dict[str, Any]) -> list[str]:
             "usually arrives in one and waits for its end"
             + (
                 f"; a p99 of {pq['p99_ms'] / max(slice_ms, 1e-9):.0f} slices' time means a waiting query "
-                "is not always served at the next yield between slices (or waits behind a page's parse)."
+                "is not always served at the next yield between slices (it waits behind a page's parse or "
+                "a WAL checkpoint too)."
                 if pq["p99_ms"] > 2 * slice_ms
                 else "."
             )
@@ -908,9 +917,12 @@ def analyse(report: dict[str, Any]) -> list[str]:
     out.append(
         f"* **Point queries during the pull**: p50 {qd['p50_ms']} ms ({busy['p50_ratio']}x the baseline),"
         f" p99 {qd['p99_ms']} ms ({busy['p99_ratio']}x; baseline {qb['p99_ms']} ms), max "
-        f"{qd['max_ms']} ms. A query that arrives while a slice is being applied waits for that "
-        f"transaction (about {apply_s / slices * 1e3:.1f} ms a slice here, alone), and one that arrives "
-        "while the worker parses a page of up to 2,000 changes waits for the parse."
+        f"{qd['max_ms']} ms. A query that arrives while a slice is being applied waits for the half "
+        f"under way (about {apply_s / slices * 1e3:.1f} ms a whole slice here, alone; the second half, "
+        "which writes, is the longer), one that arrives while the worker parses a page of up to "
+        "2,000 changes waits for the parse, and one that arrives during a WAL checkpoint waits for it. "
+        "With back-to-back queries, one in every few waits so (one per budget of querying), so the p99 "
+        "is about the longest halves'."
         + (
             " " + v["pull_query_p99"]["text"].capitalize() + "."
             if not v["pull_query_p99"]["met"]
@@ -934,9 +946,10 @@ def analyse(report: dict[str, Any]) -> list[str]:
                 "trigger's cost against a bare insert, as on CPython."
                 if where == "browser"
                 else " Natively a plain insert is so cheap that the trigger's work shows in full: "
-                "besides the outbox row, it reads `_edgesql_state` three times, finds the next seq "
-                "(`max(seq)`) and the last stamp (`ORDER BY seq DESC LIMIT 1`) in the outbox, and builds "
-                "the cells' JSON text in SQL (py/edgesql/sync/clientsql.py)."
+                "besides the outbox row and its entry in the outbox's (tbl, pk) index (which a pull reads "
+                "to find pending writes), it reads `_edgesql_state` (is a pull being applied, the clock's "
+                "floor), finds the next seq and the last stamp in the outbox, and builds the cells' JSON "
+                "text and the canonical key in SQL (py/edgesql/sync/clientsql.py)."
             )
         )
     res = report["push"]["results"]
