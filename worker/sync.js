@@ -33,6 +33,9 @@ const PULL_LIMIT = 2000;
 const SLICE_MS = 3;
 const MIN_SLICE = 8;
 const MAX_SLICE = 512;
+/** WAL pages between checkpoints: SQLite's default, and while a sync runs (see loop()). */
+const CHECKPOINT_PAGES = 1000;
+const SYNC_CHECKPOINT_PAGES = 256;
 /** Cost per change (ms) assumed before the first slice is measured. */
 const FIRST_CHANGE_MS = 0.06;
 
@@ -232,6 +235,11 @@ export class Syncer {
   async loop() {
     let pushed = 0;
     let pulled = 0;
+    // A pull writes a lot: checkpoint the WAL in smaller steps meanwhile, since a query that
+    // arrives during a checkpoint waits for all of it. Measured on a 100k-row pull, queries
+    // one a frame, p99 / max: 1,000 pages 18-21 / 22-27 ms, 512 15 / 22 ms, 256 9 / 11-14 ms;
+    // queries back to back pay for the more frequent stops: p99 7.0-7.6, 8.2, 9.0-9.3 ms.
+    this.db.exec(`PRAGMA wal_autocheckpoint = ${SYNC_CHECKPOINT_PAGES}`);
     try {
       for (;;) {
         this.again = false;
@@ -245,6 +253,12 @@ export class Syncer {
       this.lastError = e.message;
       this.notify({ type: 'status' });
       throw e;
+    } finally {
+      try {
+        this.db.exec(`PRAGMA wal_autocheckpoint = ${CHECKPOINT_PAGES}`);
+      } catch {
+        // closed meanwhile: nothing to restore
+      }
     }
     this.lastError = null;
     this.notify({ type: 'status' });
