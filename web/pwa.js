@@ -41,6 +41,19 @@ function linkManifest() {
   document.head.append(link);
 }
 
+/**
+ * Resolves when this page may start workers (the DB worker, any other): at once,
+ * except in a page that reloaded to let a waiting version take over. There a
+ * request from a dedicated worker could keep the old version busy for minutes,
+ * so workers wait until the new version has taken over (the page then reloads)
+ * or, should it not, for ACTIVATE_TIMEOUT_MS. edgesql's Python side awaits it
+ * as `globalThis.edgesqlWorkersMayStart` before it starts the DB worker.
+ */
+const ACTIVATE_TIMEOUT_MS = 10_000;
+let allowWorkers = () => {};
+globalThis.edgesqlWorkersMayStart = new Promise((resolve) => { allowWorkers = resolve; });
+export const workersMayStart = globalThis.edgesqlWorkersMayStart;
+
 function reloadToActivate() {
   sessionStorage.setItem(ACTIVATE_FLAG, '1');
   location.reload();
@@ -82,10 +95,14 @@ function whenInstalled(worker) {
 
 async function register() {
   linkManifest();
-  if (!('serviceWorker' in navigator)) return null;
+  if (!('serviceWorker' in navigator)) {
+    allowWorkers();
+    return null;
+  }
   const sw = navigator.serviceWorker;
   const activating = sessionStorage.getItem(ACTIVATE_FLAG) !== null;
   sessionStorage.removeItem(ACTIVATE_FLAG);
+  if (!activating) allowWorkers();
   // A new version took over while this page ran on the old one (not the first
   // install, which finds no controller): start again on the new one.
   if (sw.controller) sw.addEventListener('controllerchange', () => location.reload());
@@ -99,10 +116,12 @@ async function register() {
   });
   reg = await sw.register(SW_URL, { scope: '/', updateViaCache: 'none' });
   if (activating && reg.waiting) {
-    // Early, before this page starts workers whose requests could keep the old version busy.
+    // Before this page starts workers whose requests could keep the old version busy.
     reg.waiting.postMessage({ type: 'edgesql:skip-waiting' });
+    setTimeout(allowWorkers, ACTIVATE_TIMEOUT_MS);
     return reg;
   }
+  allowWorkers();
   // ...and the registration tells us about versions found before or while this page loaded.
   whenInstalled(reg.waiting);
   reg.addEventListener('updatefound', () => whenInstalled(reg.installing));
@@ -115,6 +134,7 @@ async function register() {
 export const registration = register().catch((e) => {
   // The page works without the worker, only not offline: say why, do not break it.
   console.warn('[edgesql] service worker not registered:', e);
+  allowWorkers();
   return null;
 });
 

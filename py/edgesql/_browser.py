@@ -39,9 +39,13 @@ async def _get_bridge() -> Any:
 
         from pyodide.code import run_js  # type: ignore[import-not-found]
 
+        # A page that reloaded to let a new app version take over starts no worker until
+        # it has (web/pwa.js): the worker's requests could keep the old version busy.
+        await run_js("globalThis.edgesqlWorkersMayStart ?? Promise.resolve()")
         url = json.dumps(_config["bridge_url"])
         module = await run_js(f"import(new URL({url}, globalThis.location.href).href)")
-        _bridge = module.getBridge()
+        if _bridge is None:  # (another connect may have made it while this one waited)
+            _bridge = module.getBridge()
     return _bridge
 
 
