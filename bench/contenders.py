@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .model import fmt_rate, fmt_us
-from .stats import combine, summarize
+from .stats import combine, ratio, summarize
 
 __all__ = ["latency_rows", "rate_row"]
 
@@ -35,4 +35,4 @@ def latency_rows(
 
 def rate_row(label: str, seconds: float, count: int, unit: str = "rows") -> list[str]:
     """A table row for ``count`` writes or rows done in ``seconds``: time and rate."""
-    return [label, f"{seconds * 1000:.0f} ms", "", fmt_rate(count / seconds).replace("rows", unit)]
+    return [label, f"{seconds * 1000:.0f} ms", "", fmt_rate(ratio(count, seconds)).replace("rows", unit)]

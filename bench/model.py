@@ -8,6 +8,7 @@ docs/benchmarks.md. ``figures`` carries the raw numbers under stable keys
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,7 +17,22 @@ if TYPE_CHECKING:
     from .browser import BenchPage
     from .config import Config
 
-__all__ = ["Check", "Section", "Table", "Workload", "check", "fmt_rate", "fmt_ratio", "fmt_us"]
+__all__ = [
+    "UNAVAILABLE",
+    "Check",
+    "Section",
+    "Table",
+    "Workload",
+    "check",
+    "fmt_rate",
+    "fmt_ratio",
+    "fmt_times",
+    "fmt_us",
+]
+
+#: How a figure that could not be computed reads in a table (stats.ratio's NaN: a divisor that
+#: read 0, below the clock's step).
+UNAVAILABLE = "—"
 
 
 @dataclass
@@ -95,6 +111,8 @@ def check(
 
 def fmt_us(us: float) -> str:
     """Microseconds, with sensible precision (``12.3 µs``, ``345 µs``, ``1.53 ms``)."""
+    if math.isnan(us):
+        return UNAVAILABLE
     if us >= 1000:
         return f"{us / 1000:.2f} ms"
     if us >= 100:
@@ -103,11 +121,21 @@ def fmt_us(us: float) -> str:
 
 
 def fmt_ratio(x: float) -> str:
+    """A ratio (``2.3×``, ``140×``); NaN, an unknown ratio, as ``—``."""
+    if math.isnan(x):
+        return UNAVAILABLE
     return f"{x:.1f}×" if x < 100 else f"{x:.0f}×"
+
+
+def fmt_times(x: float, digits: int = 2, mark: str = "×") -> str:
+    """A ratio to a fixed number of decimals (``1.23×``); NaN, an unknown ratio, as ``—``."""
+    return UNAVAILABLE if math.isnan(x) else f"{x:.{digits}f}{mark}"
 
 
 def fmt_rate(rows_per_s: float) -> str:
     """Rows per second, to three significant figures (``48.2k rows/s``, ``1.06M rows/s``)."""
+    if math.isnan(rows_per_s):
+        return UNAVAILABLE
     if rows_per_s >= 999_500:
         return f"{rows_per_s / 1e6:.3g}M rows/s"
     if rows_per_s >= 1000:

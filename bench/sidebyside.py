@@ -14,6 +14,7 @@ import math
 
 from .config import Config
 from .model import Check, Section, Table, check, fmt_rate, fmt_ratio, fmt_us
+from .stats import ratio
 from .workloads.pyodide_sqlite import LABEL as PYODIDE_LABEL
 
 __all__ = ["NOT_MEASURED", "side_by_side"]
@@ -135,10 +136,13 @@ def _fmt_ratio(x: float) -> str:
     return f"{x:.2g}×" if x < 0.1 else fmt_ratio(x)
 
 
+def _measured(x: float | None) -> float:
+    """A figure to divide: NaN where it is missing or did not read above 0 (below the clock's step)."""
+    return x if x is not None and x > 0 else math.nan
+
+
 def _ratio(value: float, floor: float | None) -> str:
-    if floor is None or not floor or not math.isfinite(value):
-        return "—"
-    return _fmt_ratio(value / floor)
+    return _fmt_ratio(ratio(_measured(value), _measured(floor)))
 
 
 def _fmt_writes(rate: float) -> str:
@@ -162,10 +166,11 @@ def side_by_side(sections: list[Section], cfg: Config) -> Section:
             rows.append(
                 [CONTENDERS[c], fmt_us(p50), fmt_us(p99), _ratio(p50, floor_w), _ratio(p50, floor_js)]
             )
-            if floor_w:
-                figures[f"cmp.{op}.{c}.ratio_worker"] = p50 / floor_w
-            if floor_js:
-                figures[f"cmp.{op}.{c}.ratio_js"] = p50 / floor_js
+            # A ratio that is unknown (a floor that read 0, below the clock's step) is left out.
+            for name, floor in (("ratio_worker", floor_w), ("ratio_js", floor_js)):
+                r = ratio(_measured(p50), _measured(floor))
+                if math.isfinite(r):
+                    figures[f"cmp.{op}.{c}.{name}"] = r
         if rows:
             tables.append(
                 Table(
@@ -179,16 +184,16 @@ def side_by_side(sections: list[Section], cfg: Config) -> Section:
         rows = []
         for c, key in keys.items():
             rate = fig.get(key)
-            if rate is None or rate <= 0:
+            if rate is None or not rate > 0:
                 continue
             # time ÷ floor time = floor rate ÷ rate
-            by_w = floor_w / rate if floor_w else math.nan
-            by_js = floor_js / rate if floor_js else math.nan
+            by_w = ratio(_measured(floor_w), rate)
+            by_js = ratio(_measured(floor_js), rate)
             rows.append(
                 [
                     CONTENDERS[c],
                     fmt_rate(rate).replace("rows", unit),
-                    fmt_us(1e6 / rate),
+                    fmt_us(ratio(1e6, rate)),
                     _fmt_ratio(by_w) if math.isfinite(by_w) else "—",
                     _fmt_ratio(by_js) if math.isfinite(by_js) else "—",
                 ]
@@ -252,7 +257,7 @@ def side_by_side(sections: list[Section], cfg: Config) -> Section:
             0,
             "*Non-owner tab*: a second page of the same browser profile connected to the same database; "
             "its calls travel to its own worker, then over a BroadcastChannel to the owner tab's worker "
-            f"and back (p50 {_fmt_ratio(fig['other.point.ratio_owner'])} the owner's on the same keys "
+            f"and back (p50 {_fmt_ratio(fig.get('other.point.ratio_owner', math.nan))} the owner's on the same keys "
             "right after; see its section).",
         )
     if "pyscript.open_us" in fig:

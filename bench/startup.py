@@ -49,6 +49,8 @@ if str(ROOT) not in sys.path:
 from tests.conftest import WAIT_ACTIVATED, OutsideRequests, launch_options, start_server  # noqa: E402
 
 from .environment import chromium_version, collect, load_average  # noqa: E402
+from .model import fmt_times  # noqa: E402
+from .stats import ratio  # noqa: E402
 
 __all__ = ["StartupReport", "main", "run"]
 
@@ -186,7 +188,7 @@ def render_markdown(report: StartupReport) -> str:
         if target is not None:
             verdict = "met" if db <= target else f"**missed** by {_fmt(db - target)}"
         lines.append(
-            f"| {kind} | {_fmt(py)} | {_fmt(db)} | {_fmt(ready)} | {db / py:.2f}× | "
+            f"| {kind} | {_fmt(py)} | {_fmt(db)} | {_fmt(ready)} | {fmt_times(ratio(db, py))} | "
             f"{_fmt(report.max_s(kind, 'app:db'))} | {'' if target is None else '≤ ' + _fmt(target)} | "
             f"{verdict} |"
         )

@@ -21,6 +21,7 @@ __all__ = [
     "iqm",
     "median",
     "percentile",
+    "ratio",
     "split",
     "summarize",
 ]
@@ -35,6 +36,21 @@ def percentile(samples: Sequence[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def ratio(num: float, den: float) -> float:
+    """``num / den``, or NaN where either is not a finite figure or ``den`` is not above 0.
+
+    Every ratio and rate in a report divides by something measured, and a
+    measured figure can read 0: a page that is not cross-origin isolated
+    has a clock that moves in 100 µs steps, so a round trip shorter than
+    one step reads 0 in most calls and its p50 is 0. The ratio is then
+    unknown, not infinite: the report shows it as unavailable (model.py's
+    formatters print NaN as "—") instead of crashing.
+    """
+    if not (math.isfinite(num) and math.isfinite(den)) or den <= 0:
+        return math.nan
+    return num / den
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ from tests.conftest import OutsideRequests, launch_options, run_py, start_server
 
 import edgesql  # noqa: E402
 from bench import sync_d1, sync_inpage  # noqa: E402
+from bench.model import fmt_times  # noqa: E402
+from bench.stats import ratio  # noqa: E402
+from bench.sync_d1 import fmt_count, per_second  # noqa: E402
 from edgesql.sync.protocol import MAX_PAGE_CHANGES  # noqa: E402
 
 __all__ = ["TARGETS", "percentile", "render", "run"]
@@ -116,6 +119,16 @@ def _ms(values: list[float]) -> dict[str, Any]:
         "p99_ms": round(percentile(values, 99) * 1e3, 4),
         "max_ms": round(max(values) * 1e3, 3),
     }
+
+
+def _ratio3(num: float, den: float) -> float:
+    """``num / den`` to 3 decimals, as the JSON report keeps it; NaN where ``den`` read 0."""
+    return round(ratio(num, den), 3)
+
+
+def _x(value: float) -> str:
+    """A ratio as the report prints it (``1.52x``); NaN as ``—``."""
+    return "—" if math.isnan(value) else f"{value}x"
 
 
 def _runs(seconds: list[float]) -> dict[str, Any]:
@@ -392,7 +405,7 @@ def _d1_pull_lines(report: dict[str, Any]) -> list[str]:
         f"**From local D1**{when}: `serve.py --primary d1-local` (the Worker on workerd through "
         f"Miniflare) seeded the same way ({d1['rows']:,} rows, pushed in {d1['seed']['push_s']} s), "
         f"and a fresh profile pulled them alone: **{d1['total_s']} s** from connect to fully pulled "
-        f"({d1['rows_per_s']:,} rows/s; `items` then held {d1['items']:,} rows, pending "
+        f"({fmt_count(d1['rows_per_s'])} rows/s; `items` then held {d1['items']:,} rows, pending "
         f"{d1['pending']}, last error {d1['last_error']!r}), against {report['pull']['runs']['pull-alone']['total_s']} s "
         "from the embedded primary above.",
         "",
@@ -418,7 +431,7 @@ def d1_pull(rows: int, seed_tx_rows: int, folder: Path, playwright: Any = None) 
         "seed": {k: round(v, 4) if isinstance(v, float) else v for k, v in seed.items()},
         **fig,
         "rows": rows,
-        "rows_per_s": round(rows / fig["total_s"]),
+        "rows_per_s": per_second(rows, fig["total_s"]),
     }
 
 
@@ -438,8 +451,8 @@ def _capture_figures(raw: dict[str, Any], rows: int) -> dict[str, Any]:
             "local": _runs(local["seconds"]),
             "floor": _runs(floor["seconds"]),
         }
-        fig["ratio"] = round(fig["synced"]["median_s"] / fig["local"]["median_s"], 3)
-        fig["floor_ratio"] = round(fig["floor"]["median_s"] / fig["local"]["median_s"], 3)
+        fig["ratio"] = _ratio3(fig["synced"]["median_s"], fig["local"]["median_s"])
+        fig["floor_ratio"] = _ratio3(fig["floor"]["median_s"], fig["local"]["median_s"])
         fig["extra_us_per_row"] = round(
             (fig["synced"]["median_s"] - fig["local"]["median_s"]) / rows * 1e6, 2
         )
@@ -447,8 +460,8 @@ def _capture_figures(raw: dict[str, Any], rows: int) -> dict[str, Any]:
             fig["synced_statement"] = _ms(synced["latencies"])
             fig["local_statement"] = _ms(local["latencies"])
             fig["floor_statement"] = _ms(floor["latencies"])
-            fig["statement_p99_ratio"] = round(
-                fig["synced_statement"]["p99_ms"] / fig["local_statement"]["p99_ms"], 3
+            fig["statement_p99_ratio"] = _ratio3(
+                fig["synced_statement"]["p99_ms"], fig["local_statement"]["p99_ms"]
             )
         out[how] = fig
     return out
@@ -479,8 +492,8 @@ def _one_pull(raw: dict[str, Any]) -> dict[str, Any]:
             queries_during=during,
             queries_before=before,
             queries_after=after,
-            p50_ratio=round(during["p50_ms"] / before["p50_ms"], 3),
-            p99_ratio=round(during["p99_ms"] / before["p99_ms"], 3),
+            p50_ratio=_ratio3(during["p50_ms"], before["p50_ms"]),
+            p99_ratio=_ratio3(during["p99_ms"], before["p99_ms"]),
             progress_samples=len(pull["progress"]),
             last_progress=pull["progress"][-1] if pull["progress"] else None,
         )
@@ -493,7 +506,7 @@ def _pull_figures(browser: dict[str, Any], rows: int, http: dict[str, Any]) -> d
     return {
         "rows": rows,
         **pulls["pull"],
-        "rows_per_s": round(rows / pulls["pull"]["total_s"]),
+        "rows_per_s": per_second(rows, pulls["pull"]["total_s"]),
         "runs": pulls,
         "http_pull": {k: round(v, 4) if isinstance(v, float) else v for k, v in http.items()},
         "storage": head["storage"],
@@ -573,7 +586,9 @@ def run(
 
 def _verdict(value: float, target: float, unit: str) -> dict[str, Any]:
     met = value <= target
-    if met:
+    if math.isnan(value):
+        text = "not measured: what it divides by read 0, below the clock's step"
+    elif met:
         text = f"met ({target - value:.3g} {unit} under, {value / target:.0%} of the target)"
     else:
         text = f"missed by {value - target:.3g} {unit} ({value / target:.2f}x the target)"
@@ -649,7 +664,7 @@ def render(report: dict[str, Any]) -> str:
             key = f"capture_{where}_{how}"
             lines.append(
                 f"| capture, {where}, `{how}`: synced / local ≤ {TARGETS['capture_ratio']}x "
-                f"| {cap[where][how]['ratio']}x | {_mark(v[key])} |"
+                f"| {_x(cap[where][how]['ratio'])} | {_mark(v[key])} |"
             )
     lines += ["", *_reading(report)]
     lines += [
@@ -672,7 +687,8 @@ def render(report: dict[str, Any]) -> str:
         r = res[way]
         lines.append(
             f"| {label} | {r['median_s']} s | {percentile(r['seconds'], 99)} s | {r['seconds']} "
-            f"| {r['changes_per_s']:,} | {r['cells_per_s']:,} | {r['median_s'] / base:.2f}x "
+            f"| {fmt_count(r['changes_per_s'])} | {fmt_count(r['cells_per_s'])} "
+            f"| {fmt_times(ratio(r['median_s'], base), mark='x')} "
             f"| {r.get('median_request_s', '—')} s |"
         )
     seed = report["seed"]
@@ -710,7 +726,8 @@ def render(report: dict[str, Any]) -> str:
     for name, r in runs.items():
         lines.append(
             f"| {labels.get(name, name)} | {r['connect_s']} s | {r['pull_s']} s | **{r['total_s']} s** "
-            f"| {round(p['rows'] / r['total_s']):,} | {r['total_s'] / alone['total_s']:.2f}x "
+            f"| {fmt_count(per_second(p['rows'], r['total_s']))} "
+            f"| {fmt_times(ratio(r['total_s'], alone['total_s']), mark='x')} "
             f"| {r['requests']}, {r['request_s']} s | {r['outside_requests_s']} s |"
         )
     lines += [
@@ -742,9 +759,10 @@ def render(report: dict[str, Any]) -> str:
             f"| {labels.get(name, name)}: baseline, before | {qb['n']:,} | {qb['p50_ms']} | {qb['p99_ms']} "
             f"| {qb['max_ms']} | 1 | 1 |",
             f"| {labels.get(name, name)}: **during** | {qd['n']:,} | {qd['p50_ms']} | **{qd['p99_ms']}** "
-            f"| {qd['max_ms']} | {r['p50_ratio']}x | {r['p99_ratio']}x |",
+            f"| {qd['max_ms']} | {_x(r['p50_ratio'])} | {_x(r['p99_ratio'])} |",
             f"| {labels.get(name, name)}: after | {qa['n']:,} | {qa['p50_ms']} | {qa['p99_ms']} "
-            f"| {qa['max_ms']} | {qa['p50_ms'] / qb['p50_ms']:.2f}x | {qa['p99_ms'] / qb['p99_ms']:.2f}x |",
+            f"| {qa['max_ms']} | {fmt_times(ratio(qa['p50_ms'], qb['p50_ms']), mark='x')} "
+            f"| {fmt_times(ratio(qa['p99_ms'], qb['p99_ms']), mark='x')} |",
         ]
     lines += [
         "",
@@ -769,7 +787,7 @@ def render(report: dict[str, Any]) -> str:
         for how, fig in cap[where].items():
             lines.append(
                 f"| {where} | `{how}` | {fig['synced']['median_s']} s | {fig['local']['median_s']} s "
-                f"| **{fig['ratio']}x** | {fig['floor_ratio']}x | {fig['extra_us_per_row']} µs "
+                f"| **{_x(fig['ratio'])}** | {_x(fig['floor_ratio'])} | {fig['extra_us_per_row']} µs "
                 f"| {fig['synced']['p99_s']} s | {fig['local']['p99_s']} s |"
             )
     lines += [
@@ -826,6 +844,10 @@ def _slice_rows(tx_rows: int, change_ms: float) -> int:
     return tx_rows if tx_rows >= size else size // tx_rows * tx_rows
 
 
+def _pct(share: float) -> str:
+    return "—" if math.isnan(share) else f"{share:.0%}"
+
+
 def _reading(report: dict[str, Any]) -> list[str]:
     """How the pull's two targets relate in this run: both are about the same pull."""
     runs, v = report["pull"]["runs"], report["verdicts"]
@@ -865,11 +887,11 @@ def analyse(report: dict[str, Any]) -> list[str]:
         f"{alone['request_s']} s of it with its {alone['requests']} POST /sync requests in flight "
         f"(the primary answering, the bytes arriving; the same pages fetched from Python took "
         f"{http['seconds']} s), {alone['connect_s']} s connecting, and {apply_s} s outside requests "
-        f"({apply_s / max(alone['pull_s'], 1e-9):.0%} of `db.sync()`): parsing each page and applying "
+        f"({_pct(ratio(apply_s, alone['pull_s']))} of `db.sync()`): parsing each page and applying "
         f"it in about {slices:,} slices of {per_slice} changes (about {SLICE_MS:g} ms of work each, cut "
         f"at a writer's transaction end; the seed wrote transactions of {report['seed']['tx_rows']}), "
         "each in two halves (the TEMP inbox, then one transaction that applies), with a yield "
-        f"between them — {rows / max(apply_s, 1e-9):,.0f} changes/s, "
+        f"between them — {fmt_count(per_second(rows, apply_s))} changes/s, "
         f"{apply_s / slices * 1e3:.1f} ms a slice."
         + (
             " The pull misses its target even with nothing else running: the apply in the worker, "
@@ -879,9 +901,9 @@ def analyse(report: dict[str, Any]) -> list[str]:
         )
     )
     gap_ms = busy["pull_s"] / max(busy["queries_during"]["n"], 1) * 1e3
-    slow = busy["total_s"] / alone["total_s"]
+    slow = ratio(busy["total_s"], alone["total_s"])
     text = (
-        f"* **The pull beside back-to-back queries**: {busy['total_s']} s, {slow:.2f}x alone, while "
+        f"* **The pull beside back-to-back queries**: {busy['total_s']} s, {fmt_times(slow, mark='x')} alone, while "
         f"{busy['queries_during']['n']:,} queries ran (one every {gap_ms:.2f} ms)."
     )
     if slow > 1.5:
@@ -900,12 +922,12 @@ def analyse(report: dict[str, Any]) -> list[str]:
         pq = paced["queries_during"]
         text += (
             f" With {paced['pace_ms']} ms asleep between queries the pull took {paced['total_s']} s "
-            f"({paced['total_s'] / alone['total_s']:.2f}x alone), but the queries now wait for the pull: "
+            f"({fmt_times(ratio(paced['total_s'], alone['total_s']), mark='x')} alone), but the queries now wait for the pull: "
             f"p50 {pq['p50_ms']} ms, p99 {pq['p99_ms']} ms (baseline {paced['queries_before']['p99_ms']} ms)."
             f" The worker spends most of a pull inside slices of about {slice_ms:.1f} ms, so a query "
             "usually arrives in one and waits for its end"
             + (
-                f"; a p99 of {pq['p99_ms'] / max(slice_ms, 1e-9):.0f} slices' time means a waiting query "
+                f"; a p99 of {fmt_times(ratio(pq['p99_ms'], slice_ms), digits=0, mark='')} slices' time means a waiting query "
                 "is not always served at the next yield between slices (it waits behind a page's parse or "
                 "a WAL checkpoint too)."
                 if pq["p99_ms"] > 2 * slice_ms
@@ -915,8 +937,8 @@ def analyse(report: dict[str, Any]) -> list[str]:
     out.append(text)
     qd, qb = busy["queries_during"], busy["queries_before"]
     out.append(
-        f"* **Point queries during the pull**: p50 {qd['p50_ms']} ms ({busy['p50_ratio']}x the baseline),"
-        f" p99 {qd['p99_ms']} ms ({busy['p99_ratio']}x; baseline {qb['p99_ms']} ms), max "
+        f"* **Point queries during the pull**: p50 {qd['p50_ms']} ms ({_x(busy['p50_ratio'])} the baseline),"
+        f" p99 {qd['p99_ms']} ms ({_x(busy['p99_ratio'])}; baseline {qb['p99_ms']} ms), max "
         f"{qd['max_ms']} ms. A query that arrives while a slice is being applied waits for the half "
         f"under way (about {apply_s / slices * 1e3:.1f} ms a whole slice here, alone; the second half, "
         "which writes, is the longer), one that arrives while the worker parses a page of up to "
@@ -936,10 +958,10 @@ def analyse(report: dict[str, Any]) -> list[str]:
         out.append(
             f"* **Capture, {where}**: with `execute`, a row into the local table costs {local_us:.1f} µs "
             f"(statement p50 {ex['local_statement']['p50_ms']} ms from Python); the capture trigger adds "
-            f"{ex['extra_us_per_row']} µs ({ex['ratio']}x), the floor trigger that writes one plain log "
-            f"row adds {floor_extra:.1f} µs ({ex['floor_ratio']}x). With `executemany` (one call for "
+            f"{ex['extra_us_per_row']} µs ({_x(ex['ratio'])}), the floor trigger that writes one plain log "
+            f"row adds {floor_extra:.1f} µs ({_x(ex['floor_ratio'])}). With `executemany` (one call for "
             f"all rows) a plain row costs {many['local']['median_s'] / p['capture_rows'] * 1e6:.1f} µs and "
-            f"the trigger adds {many['extra_us_per_row']} µs ({many['ratio']}x; floor {many['floor_ratio']}x)."
+            f"the trigger adds {many['extra_us_per_row']} µs ({_x(many['ratio'])}; floor {_x(many['floor_ratio'])})."
             + (
                 " Each `execute` is a round trip from Python to the DB worker, which dominates it, so the "
                 "trigger's cost is a small share; `executemany` makes no round trip per row and shows the "
@@ -955,16 +977,16 @@ def analyse(report: dict[str, Any]) -> list[str]:
     res = report["push"]["results"]
     emb = res["sqlite"]
     text = (
-        f"* **Push**: the embedded primary stored {emb['cells_per_s']:,} cells/s; local D1 "
-        f"{res['d1-local']['cells_per_s']:,} cells/s through serve.py's /sync and "
-        f"{res['d1-local-direct']['cells_per_s']:,} cells/s straight to the Worker "
-        f"({res['d1-local']['median_s'] / emb['median_s']:.2f}x the embedded primary's time)."
+        f"* **Push**: the embedded primary stored {fmt_count(emb['cells_per_s'])} cells/s; local D1 "
+        f"{fmt_count(res['d1-local']['cells_per_s'])} cells/s through serve.py's /sync and "
+        f"{fmt_count(res['d1-local-direct']['cells_per_s'])} cells/s straight to the Worker "
+        f"({fmt_times(ratio(res['d1-local']['median_s'], emb['median_s']), mark='x')} the embedded primary's time)."
     )
     if "median_request_s" in emb:
-        share = emb["median_request_s"] / max(emb["median_s"], 1e-9)
+        share = ratio(emb["median_request_s"], emb["median_s"])
         text += (
             f" Of the embedded push's {emb['median_s']} s, its requests were in flight "
-            f"{emb['median_request_s']} s ({share:.0%}: the primary parsing and applying pages of "
+            f"{emb['median_request_s']} s ({_pct(share)}: the primary parsing and applying pages of "
             f"{MAX_PAGE_CHANGES:,} changes); the rest is the replica building each page from its outbox "
             "and applying the acknowledgement."
         )

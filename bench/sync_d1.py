@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "py"))
 
 import edgesql  # noqa: E402
+from bench.stats import ratio  # noqa: E402
 from edgesql.sync.protocol import MAX_PAGE_CHANGES  # noqa: E402
 
 __all__ = ["PRIMARIES", "TARGET_S", "run"]
@@ -140,10 +142,21 @@ def _measure(url: str, changes: int, repeat: int, tag: str) -> dict[str, Any]:
         # Of each run, the seconds its requests were in flight: the primary's share.
         "request_s": [round(r, 3) for _, r in runs],
         "median_request_s": round(statistics.median(r for _, r in runs), 3),
-        "changes_per_s": round(changes / median),
+        "changes_per_s": per_second(changes, median),
         # Each change carries 4 cells (3 columns and the row's existence).
-        "cells_per_s": round(4 * changes / median),
+        "cells_per_s": per_second(4 * changes, median),
     }
+
+
+def per_second(count: int, seconds: float) -> float:
+    """``count`` per second, rounded to a whole number; NaN where ``seconds`` read 0 (stats.ratio)."""
+    rate = ratio(count, seconds)
+    return rate if math.isnan(rate) else round(rate)
+
+
+def fmt_count(x: float) -> str:
+    """A whole figure with thousands separators; NaN (unknown) as ``—``."""
+    return "—" if math.isnan(x) else f"{x:,}"
 
 
 def run(changes: int = 10_000, repeat: int = 3, only: tuple[str, ...] = PRIMARIES) -> dict[str, Any]:
@@ -194,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report["what"])
     for way, r in report["results"].items():
         print(
-            f"  {way:16} median {r['median_s']:.3f} s  {r['changes_per_s']:>7,} changes/s  runs {r['seconds']}"
+            f"  {way:16} median {r['median_s']:.3f} s  {fmt_count(r['changes_per_s']):>7} changes/s  runs {r['seconds']}"
             f"  (requests in flight: median {r['median_request_s']:.3f} s)"
         )
     met = {True: "met", False: "NOT met", None: "not measured"}[report["met"]]

@@ -32,6 +32,8 @@ if str(ROOT) not in sys.path:
 from tests.conftest import OutsideRequests, launch_options, open_console, run_py, start_server  # noqa: E402
 
 from .environment import chromium_version, collect, load_average  # noqa: E402
+from .model import fmt_times  # noqa: E402
+from .stats import ratio  # noqa: E402
 
 __all__ = ["TabsReport", "main", "run"]
 
@@ -182,7 +184,7 @@ def render_markdown(report: TabsReport) -> str:
             f"| non-owner (routed over BroadcastChannel) | {_us(n50)} | {_us(n99)} | "
             f"{_us(statistics.fmean(report.other_us))} | "
             + ", ".join(_us(x) for x in report.other_p50s)
-            + f" | {n50 / o50:.2f}× | {n99 / o99:.2f}× |",
+            + f" | {fmt_times(ratio(n50, o50))} | {fmt_times(ratio(n99, o99))} |",
             "",
             f"Target (issue 6): non-owner p50 ≤ {_us(TARGET_P50_US)}: {verdict}.",
             "",

@@ -10,12 +10,13 @@ once the request is parsed); and the worker alone binding with the C API
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..browser import FAST_PATH, BenchError, BenchPage
 from ..config import Config
 from ..model import Check, Section, Table, check, fmt_rate, fmt_ratio
-from ..stats import median
+from ..stats import median, ratio
 
 __all__ = ["BULK_INSERT", "BulkInsert"]
 
@@ -81,7 +82,12 @@ class BulkInsert:
         via = "postMessage" if data[0]["python"]["request_bytes"] > SAB_BYTES else "the SharedArrayBuffer"
 
         def row(label: str, seconds: float) -> list[str]:
-            return [label, f"{seconds * 1000:.0f} ms", fmt_rate(n / seconds), fmt_ratio(py_s / seconds)]
+            return [
+                label,
+                f"{seconds * 1000:.0f} ms",
+                fmt_rate(ratio(n, seconds)),
+                fmt_ratio(ratio(py_s, seconds)),
+            ]
 
         results = Table(
             columns=["variant", "time", "rows/s", "executemany time ÷"],
@@ -96,7 +102,8 @@ class BulkInsert:
         wait_rest = parts["wait_s"] - parts["parse_s"] - engine_s
 
         def part(label: str, seconds: float) -> list[str]:
-            return [label, f"{seconds * 1000:.0f} ms", f"{100 * seconds / py_s:.0f}%"]
+            share = ratio(seconds, py_s)
+            return [label, f"{seconds * 1000:.0f} ms", "—" if math.isnan(share) else f"{100 * share:.0f}%"]
 
         breakdown = Table(
             columns=["where executemany's time goes", "time", "share"],
@@ -118,14 +125,14 @@ class BulkInsert:
             "'timed apart' were run separately on the same page. Medians over the loads.",
         )
         checks: list[Check] = [
-            check(2, "executemany rows/s", n / py_s, TARGET_ROWS_PER_S, at_most=False, fmt=fmt_rate),
-            check(7, "executemany rows/s", n / py_s, LATER_ROWS_PER_S, at_most=False, fmt=fmt_rate),
+            check(2, "executemany rows/s", ratio(n, py_s), TARGET_ROWS_PER_S, at_most=False, fmt=fmt_rate),
+            check(7, "executemany rows/s", ratio(n, py_s), LATER_ROWS_PER_S, at_most=False, fmt=fmt_rate),
         ]
         figures = {
-            "executemany.rows_per_s": n / py_s,
-            "executemany_js.rows_per_s": n / js_s,
-            "worker_engine.rows_per_s": n / engine_s,
-            "worker_raw.rows_per_s": n / raw_s,
+            "executemany.rows_per_s": ratio(n, py_s),
+            "executemany_js.rows_per_s": ratio(n, js_s),
+            "worker_engine.rows_per_s": ratio(n, engine_s),
+            "worker_raw.rows_per_s": ratio(n, raw_s),
             **{f"executemany.{k}": v for k, v in parts.items()},
         }
         return Section(self.key, self.title, _method(cfg), [results, breakdown], checks, figures)

@@ -29,7 +29,7 @@ from ..shapes import (
     write_params,
     writes_statements,
 )
-from ..stats import Latency, combine, median, summarize
+from ..stats import Latency, combine, median, ratio, summarize
 
 __all__ = ["EDGESQL_OPS", "OPS", "VARIANTS", "EdgesqlOps"]
 
@@ -142,7 +142,7 @@ class EdgesqlOps:
                         label = f"{_short(v)}{'' if path == FAST_PATH else ' (postMessage)'}"
                         samples.setdefault(op, {})[label] = [u for d in data for u in d[op][v]["us"]]
             for v in VARIANTS:
-                figures[f"{path}.burst.{v}.writes_per_s"] = cfg.burst_writes / burst_s[v]
+                figures[f"{path}.burst.{v}.writes_per_s"] = ratio(cfg.burst_writes, burst_s[v])
             figures |= {f"{path}.watch.p50_us": watch.p50, f"{path}.watch.p99_us": watch.p99}
             figures[f"{path}.watch.write_p50_us"] = watch_write.p50
             label = f"edgesql watch{'' if path == FAST_PATH else ' (postMessage)'}"
@@ -198,8 +198,8 @@ def _ops_table(
                     fmt_us(x.p50),
                     fmt_us(x.p99),
                     f"{100 * waited[op][v]:.0f}%",
-                    _ratio(py.p50, x.p50),
-                    _ratio(py.p99, x.p99),
+                    fmt_ratio(ratio(py.p50, x.p50)),
+                    fmt_ratio(ratio(py.p99, x.p99)),
                 ]
             )
     return Table(
@@ -216,9 +216,9 @@ def _burst_table(path: str, seconds: dict[str, float], lat: dict[str, Latency], 
         [
             VARIANTS[v],
             f"{seconds[v] * 1000:.0f} ms",
-            fmt_rate(cfg.burst_writes / seconds[v]).replace("rows", "writes"),
+            fmt_rate(ratio(cfg.burst_writes, seconds[v])).replace("rows", "writes"),
             fmt_us(lat[v].p99),
-            fmt_ratio(py_s / seconds[v]),
+            fmt_ratio(ratio(py_s, seconds[v])),
         ]
         for v in VARIANTS
     ]
@@ -248,10 +248,6 @@ def _watch_table(
         caption=f"{PATH_TITLES.get(path, path)}: {cfg.watch_iterations:,} updates of a watched row per "
         f"page load. Medians over {loads} page load(s).",
     )
-
-
-def _ratio(a: float, b: float) -> str:
-    return fmt_ratio(a / b) if b > 0 else "—"
 
 
 def _method(cfg: Config) -> list[str]:

@@ -19,7 +19,7 @@ from ..config import Config
 from ..contenders import latency_rows, rate_row
 from ..model import Section, Table
 from ..shapes import point_keys
-from ..stats import median
+from ..stats import median, ratio
 
 __all__ = ["INDEXEDDB", "IndexedDb"]
 
@@ -72,8 +72,8 @@ class IndexedDb:
         figures, samples, rows = latency_rows(data, OPS, "idb", "IndexedDB (JS)")
         burst_s = median([d["burst"]["total_us"] for d in data]) / 1e6
         bulk_s = median([d["bulk"]["ms"] for d in data]) / 1000
-        figures["idb.burst.writes_per_s"] = cfg.burst_writes / burst_s
-        figures["idb.bulk.rows_per_s"] = cfg.bulk_rows / bulk_s
+        figures["idb.burst.writes_per_s"] = ratio(cfg.burst_writes, burst_s)
+        figures["idb.bulk.rows_per_s"] = ratio(cfg.bulk_rows, bulk_s)
         rows += [
             rate_row(f"burst of {cfg.burst_writes:,} puts, whole", burst_s, cfg.burst_writes, "writes"),
             rate_row(f"bulk: {cfg.bulk_rows:,} puts in one transaction", bulk_s, cfg.bulk_rows),

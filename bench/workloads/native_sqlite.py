@@ -17,7 +17,7 @@ from ..contenders import latency_rows, rate_row
 from ..model import Section, Table
 from ..native import NativeDb
 from ..shapes import point_sql, range_sql
-from ..stats import median
+from ..stats import median, ratio
 
 __all__ = ["NATIVE_SQLITE", "NativeSqlite"]
 
@@ -61,8 +61,8 @@ class NativeSqlite:
         figures, samples, rows = latency_rows(data, OPS, "native", "native sqlite3")
         burst_s = median([d["burst"]["total_us"] for d in data]) / 1e6
         bulk_s = median([d["bulk"]["seconds"] for d in data])
-        figures["native.burst.writes_per_s"] = cfg.burst_writes / burst_s
-        figures["native.bulk.rows_per_s"] = cfg.bulk_rows / bulk_s
+        figures["native.burst.writes_per_s"] = ratio(cfg.burst_writes, burst_s)
+        figures["native.bulk.rows_per_s"] = ratio(cfg.bulk_rows, bulk_s)
         rows += [
             rate_row(f"write burst: {cfg.burst_writes:,} writes, whole", burst_s, cfg.burst_writes, "writes"),
             rate_row(f"bulk: executemany of {cfg.bulk_rows:,} rows, one transaction", bulk_s, cfg.bulk_rows),

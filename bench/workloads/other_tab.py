@@ -23,13 +23,14 @@ this workload does it inside the harness, on each fast-path page load:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..browser import FAST_PATH, BenchError, BenchPage, open_second_page
 from ..config import Config
 from ..model import Check, Section, Table, check, fmt_ratio, fmt_us
 from ..shapes import INSERT_SQL, WRITES_TABLE, point_keys, point_sql, write_params, writes_statements
-from ..stats import combine_splits, split
+from ..stats import combine_splits, ratio, split
 
 __all__ = ["OTHER_TAB", "OtherTab"]
 
@@ -105,7 +106,9 @@ class OtherTab:
                 f"other.{op}.mean_us": sp.all.mean,
                 f"other.{op}.waited_share": sp.waited_share,
             }
-        figures["other.point.ratio_owner"] = point.all.p50 / owner.all.p50
+        by_owner = ratio(point.all.p50, owner.all.p50)
+        if not math.isnan(by_owner):  # else unknown, and left out like the other ratios
+            figures["other.point.ratio_owner"] = by_owner
 
         def row(label: str, sp: Any, base: Any | None) -> list[str]:
             return [
@@ -114,7 +117,7 @@ class OtherTab:
                 fmt_us(sp.all.p99),
                 fmt_us(sp.all.mean),
                 f"{100 * sp.waited_share:.0f}%",
-                fmt_ratio(sp.all.p50 / base.all.p50) if base else "",
+                fmt_ratio(ratio(sp.all.p50, base.all.p50)) if base else "",
             ]
 
         table = Table(

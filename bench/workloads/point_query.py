@@ -19,7 +19,7 @@ from typing import Any
 from ..browser import FAST_PATH, PATHS, BenchError, BenchPage
 from ..config import Config
 from ..model import Check, Section, Table, check, fmt_ratio, fmt_us
-from ..stats import Latency, Split, combine_splits, median, split
+from ..stats import Latency, Split, combine_splits, median, ratio, split
 
 __all__ = ["POINT_QUERY", "PointQuery"]
 
@@ -109,6 +109,8 @@ class PointQuery:
             "worker_exclusive_us": worker["sqlite_exclusive_loop_us"],
             "worker_after_write_us": after_write["sqlite_loop_us"],
             "layers": {name: split(v["us"], v["waited"]) for name, v in layers.items()},
+            # The step of the clock that timed the page's calls: a call shorter than it can read 0.
+            "page_clock_us": page.info["page_clock_us"],
             # Raw per-call samples for the latency plot (bench/plot.py).
             "samples": {"python": py["us"], "js": js["us"], "worker": worker["us"]},
         }
@@ -168,6 +170,8 @@ class _PathResult:
     sqlite_exclusive_us: float
     sqlite_after_write_us: float
     layers: dict[str, Split]
+    #: The coarsest step of the page's clock over the loads (µs).
+    clock_us: float
 
     @classmethod
     def of(cls, data: list[dict[str, Any]]) -> _PathResult:
@@ -190,6 +194,7 @@ class _PathResult:
             sqlite_exclusive_us=med("worker_exclusive_us"),
             sqlite_after_write_us=med("worker_after_write_us"),
             layers={k: combine_splits([d["layers"][k] for d in data]) for k in data[0]["layers"]},
+            clock_us=max(d["page_clock_us"] for d in data),
         )
 
     def figures(self, path: str) -> dict[str, float]:
@@ -215,6 +220,27 @@ def _pct(share: float) -> str:
     return "—" if math.isnan(share) else f"{100 * share:.0f}%"
 
 
+def _page_us(us: float, clock_us: float) -> str:
+    """A figure timed by the page's clock: one that read 0 is shown as below the clock's step."""
+    return fmt_us(us) if us > 0 else f"< {fmt_us(clock_us)}"
+
+
+def _above_js(p: _PathResult) -> str:
+    """How far Python's p50 is above the raw JS round trip, in µs and as a ratio.
+
+    The round trip can read 0 at the p50 on a page whose clock steps by
+    100 µs; the means, each an average over every call, still tell the ratio.
+    """
+    py, js = p.py.all, p.js.all
+    if js.p50 > 0:
+        return f"{fmt_us(py.p50 - js.p50)} above the raw JS round trip ({fmt_ratio(ratio(py.p50, js.p50))})"
+    return (
+        f"{fmt_us(py.p50)}, while the raw JS round trip's p50 read below the page clock's "
+        f"{fmt_us(p.clock_us)} step, so there is no p50 ratio; by the means, Python takes "
+        f"{fmt_ratio(ratio(py.mean, js.mean))} the round trip"
+    )
+
+
 def _reading(path: str, p: _PathResult) -> str:
     """One generated paragraph per path on what the figures say."""
     py, js = p.py, p.js
@@ -227,8 +253,7 @@ def _reading(path: str, p: _PathResult) -> str:
             "from JS, and they make the p99."
         )
     return (
-        f"*{PATH_SHORT.get(path, path)}:* Python's p50 is {fmt_us(py.all.p50 - js.all.p50)} above the "
-        f"raw JS round trip ({fmt_ratio(py.all.p50 / js.all.p50)}).{waits} In the worker a point query "
+        f"*{PATH_SHORT.get(path, path)}:* Python's p50 is {_above_js(p)}.{waits} In the worker a point query "
         f"costs {fmt_us(p.sqlite_us)} per statement in autocommit on a page that has not written yet, "
         f"{fmt_us(p.sqlite_after_write_us)} once it has, {fmt_us(p.sqlite_tx_us)} inside one read "
         f"transaction and {fmt_us(p.sqlite_exclusive_us)} with `locking_mode=EXCLUSIVE`"
@@ -289,16 +314,24 @@ def _latency_table(path: str, p: _PathResult) -> Table:
         lat: Latency = sp.all
         return [
             label,
-            fmt_us(lat.p50),
-            fmt_us(lat.p99),
+            _page_us(lat.p50, p.clock_us),
+            _page_us(lat.p99, p.clock_us),
             fmt_us(lat.mean),
             _pct(sp.waited_share),
-            fmt_ratio(py.p50 / lat.p50),
-            fmt_ratio(py.p99 / lat.p99),
+            fmt_ratio(ratio(py.p50, lat.p50)),
+            fmt_ratio(ratio(py.p99, lat.p99)),
         ]
 
     def loop_row(label: str, p50: str, p99: str, mean: float) -> list[str]:
-        return [label, p50, p99, fmt_us(mean), "", fmt_ratio(py.p50 / mean), fmt_ratio(py.p99 / mean)]
+        return [
+            label,
+            p50,
+            p99,
+            fmt_us(mean),
+            "",
+            fmt_ratio(ratio(py.p50, mean)),
+            fmt_ratio(ratio(py.p99, mean)),
+        ]
 
     run = p.run.all
     rows = [row("edgesql from Python: `await db.execute(...)` + row", p.py)]
@@ -319,6 +352,12 @@ def _latency_table(path: str, p: _PathResult) -> Table:
         loop_row("  diagnostic: the same with `locking_mode=EXCLUSIVE`", "—", "—", p.sqlite_exclusive_us),
     ]
     spread = f"Python p50 over the {p.loads} page loads: {fmt_us(py.p50_low)} to {fmt_us(py.p50_high)}."
+    timed = [p.py, p.js, p.ping] + ([p.py_exclusive] if p.py_exclusive else [])
+    if any(sp.all.p50 <= 0 or sp.all.p99 <= 0 for sp in timed):
+        spread += (
+            f" A figure shown as < {fmt_us(p.clock_us)} read 0: most calls took less than one step of "
+            "the page's clock, so a ratio to it is unknown (—)."
+        )
     return Table(
         columns=["layer", "p50", "p99", "mean", "waited", "Python p50 ÷", "Python p99 ÷"],
         rows=rows,
@@ -334,10 +373,10 @@ def _layers_table(path: str, p: _PathResult) -> Table:
     for key, label in LAYER_ROWS:
         sp = layers[key]
         added = "" if previous is None else fmt_us(sp.typical - previous)
-        share = "" if previous is None else f"{100 * (sp.typical - previous) / whole:.0f}%"
+        share = "" if previous is None else _pct(ratio(sp.typical - previous, whole))
         rows.append([label, fmt_us(sp.all.p50), fmt_us(sp.typical), added, share, _pct(sp.waited_share)])
         previous = sp.typical
-    rows[0][4] = f"{100 * layers['js'].typical / whole:.0f}%"
+    rows[0][4] = _pct(ratio(layers["js"].typical, whole))
 
     def extra(label: str, mean: float, sp: Split | None = None) -> list[str]:
         p50, waited = (fmt_us(sp.all.p50), _pct(sp.waited_share)) if sp else ("", "")

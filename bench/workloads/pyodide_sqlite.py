@@ -20,7 +20,7 @@ from ..config import Config
 from ..contenders import latency_rows, rate_row
 from ..model import Section, Table
 from ..shapes import point_sql, range_sql, sqlite_spec
-from ..stats import median
+from ..stats import median, ratio
 
 __all__ = ["LABEL", "PYODIDE_SQLITE", "PyodideSqlite"]
 
@@ -59,8 +59,8 @@ class PyodideSqlite:
         burst_s = median([d["burst"]["total_us"] for d in data]) / 1e6
         bulk_s = median([d["bulk"]["seconds"] for d in data])
         fill_s = median([d["fill_s"] for d in data])
-        figures["pyodide.burst.writes_per_s"] = cfg.burst_writes / burst_s
-        figures["pyodide.bulk.rows_per_s"] = cfg.bulk_rows / bulk_s
+        figures["pyodide.burst.writes_per_s"] = ratio(cfg.burst_writes, burst_s)
+        figures["pyodide.bulk.rows_per_s"] = ratio(cfg.bulk_rows, bulk_s)
         figures["pyodide.fill_s"] = fill_s
         rows += [
             rate_row(f"write burst: {cfg.burst_writes:,} writes, whole", burst_s, cfg.burst_writes, "writes"),

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from ..browser import FAST_PATH, HERE, READY_TIMEOUT_MS, BenchError, BenchPage
 from ..config import Config
 from ..model import Section, Table, fmt_rate, fmt_us
-from ..stats import combine, median, summarize
+from ..stats import combine, median, ratio, summarize
 
 __all__ = ["PYSCRIPT_STORAGE", "PyscriptStorage"]
 
@@ -165,8 +165,8 @@ class PyscriptStorage:
             "pyscript.write.p99_us": write.p99,
             "pyscript.burst.p50_us": burst.p50,
             "pyscript.burst.p99_us": burst.p99,
-            "pyscript.burst.writes_per_s": cfg.burst_writes / burst_s,
-            "pyscript.bulk.rows_per_s": n / bulk_s,
+            "pyscript.burst.writes_per_s": ratio(cfg.burst_writes, burst_s),
+            "pyscript.bulk.rows_per_s": ratio(n, bulk_s),
         }
         samples = {
             "write_normal": {"pyscript.storage": [u for d in data for u in d["write"]["us"]]},
@@ -181,9 +181,14 @@ class PyscriptStorage:
                 f"burst: {cfg.burst_writes:,} × (set + sync), per write / whole",
                 fmt_us(burst.p50),
                 fmt_us(burst.p99),
-                fmt_rate(cfg.burst_writes / burst_s).replace("rows", "writes"),
+                fmt_rate(ratio(cfg.burst_writes, burst_s)).replace("rows", "writes"),
             ],
-            [f"bulk: {n:,} sets, then one `sync()`", f"{bulk_s * 1000:.0f} ms", "", fmt_rate(n / bulk_s)],
+            [
+                f"bulk: {n:,} sets, then one `sync()`",
+                f"{bulk_s * 1000:.0f} ms",
+                "",
+                fmt_rate(ratio(n, bulk_s)),
+            ],
         ]
         table = Table(
             columns=["operation", "p50", "p99", "rate"],

@@ -45,7 +45,7 @@ from ..shapes import (
     write_params,
     writes_statements,
 )
-from ..stats import median
+from ..stats import median, ratio
 
 __all__ = ["SQLOCAL", "Sqlocal", "build"]
 
@@ -238,8 +238,8 @@ class Sqlocal:
         figures, samples, rows = latency_rows(data, OPS, "sqlocal", "SQLocal (JS)")
         burst_s = median([d["burst"]["total_us"] for d in data]) / 1e6
         bulk_s = median([d["bulk"]["ms"] for d in data]) / 1000
-        figures["sqlocal.burst.writes_per_s"] = cfg.burst_writes / burst_s
-        figures["sqlocal.bulk.rows_per_s"] = cfg.bulk_rows / bulk_s
+        figures["sqlocal.burst.writes_per_s"] = ratio(cfg.burst_writes, burst_s)
+        figures["sqlocal.bulk.rows_per_s"] = ratio(cfg.bulk_rows, bulk_s)
         figures["sqlocal.open_ms"] = median([d["info"]["open_ms"] for d in data])
         chunk = data[0]["bulk"]["chunk"]
         rows += [
