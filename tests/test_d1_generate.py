@@ -55,9 +55,13 @@ def test_the_bundle_carries_what_the_embedded_primary_serves_and_runs(
     from edgesql.sync import serversql
 
     assert bundle["sql"] == {
+        "replica": serversql.REPLICA,
+        "register": serversql.REGISTER,
         "check": serversql.CHECK,
         "push": serversql.PUSH,
         "pull": serversql.PULL,
+        "snapshot": serversql.SNAPSHOT,
+        "log_end": serversql.LOG_END,
         "server_hlc": serversql.SERVER_HLC,
     }
     assert bundle["schema_version"] == len(migrations)

@@ -28,6 +28,7 @@ from tests.sync.primaries import (
     sync,
     worker_url,
 )
+from tests.sync.wire import envelope
 
 from edgesql.sync import d1
 from edgesql.sync.schema import Migration
@@ -121,7 +122,7 @@ def test_cors_answers_the_app_origin_only(d1_server: Server) -> None:
     assert evil.status == 403 and evil.json["error"] == "forbidden_origin"
     assert "access-control-allow-origin" not in evil.headers
 
-    body = json.dumps({"v": 1, "replica": replica_id("cors"), "schema": 1, "cursor": 0, "limit": 0}).encode()
+    body = json.dumps(envelope(replica_id("cors"))).encode()
     mine = http("POST", worker + "/sync", body, headers={"origin": APP})
     assert mine.status == 200 and mine.headers["access-control-allow-origin"] == APP
     other = http("POST", worker + "/sync", body, headers={"origin": "http://evil.example"})
@@ -215,7 +216,7 @@ def test_a_worker_without_a_token_refuses_to_serve(tmp_path: Path) -> None:
 
 def test_a_worker_on_an_unmigrated_d1_says_what_to_run(tmp_path: Path) -> None:
     (tmp_path / "migrations").mkdir()  # nothing applied
-    with dev_worker(tmp_path, tmp_path / "migrations", {"EDGESQL_TOKEN": "t1 t2"}) as url:
+    with dev_worker(tmp_path, tmp_path / "migrations", {"EDGESQL_TOKEN": '["t1", "t2"]'}) as url:
         for token in ("t1", "t2"):  # several tokens: any of them
             answer = http("GET", url + "/sync/schema", token=token)
             assert answer.status == 503 and answer.json["error"] == "not_migrated"

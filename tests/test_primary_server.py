@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from tests.sync.primaries import insert, key, replica_id
+from tests.sync.wire import envelope
 
 from edgesql.server import primary as primary_module
 from edgesql.server.primary import Primary
@@ -23,7 +24,7 @@ SCHEMA = (Migration(1, "init", "CREATE TABLE items (id TEXT PRIMARY KEY, a TEXT)
 
 
 def push(handler: SyncHandler, replica: str, changes: list[Any]) -> dict[str, Any]:
-    body = {"v": 1, "replica": replica, "schema": 1, "cursor": 0, "limit": 0, "changes": changes}
+    body = envelope(replica, changes=changes)
     status, out = handler.sync(None, json.dumps(body).encode())
     assert status == 200, out
     return json.loads(out)
@@ -107,8 +108,8 @@ def test_a_memory_primary_starts_no_checkpointer() -> None:
     [
         None,  # a good push
         b"{not json",
-        json.dumps({"v": 1, "replica": "short"}).encode(),
-        json.dumps({"v": 1, "replica": "gc-test-replica", "schema": 9, "cursor": 0}).encode(),
+        json.dumps({"v": 2, "replica": "short"}).encode(),
+        json.dumps(envelope("gc-test-replica", schema=9)).encode(),
     ],
     ids=["push", "bad json", "bad request", "schema ahead"],
 )

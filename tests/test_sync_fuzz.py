@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from tests.conftest import start_server
 from tests.sync.primaries import CONTRACT_SCHEMA, TOKEN, Answer, PrimaryServer, enc, http, key, worker_url
+from tests.sync.wire import MAX_SEQ, envelope, replica_key
 
 KINDS = ("sqlite", "d1-local")
 #: Codes a per-change rejection may carry (docs/protocol.md).
@@ -192,7 +193,7 @@ def now_hlc() -> str:
 
 
 def req(replica: str, changes: list[Any] | None = None, **fields: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"v": 1, "replica": replica, "schema": 1, "cursor": 0, "limit": 0, **fields}
+    out: dict[str, Any] = envelope(replica, **fields)
     if changes is not None:
         out["changes"] = changes
     return out
@@ -212,20 +213,20 @@ def body_of(doc: Any) -> bytes:
 # whole, or ("rejected", code) for a request whose one change is rejected alone, or ("ok",).
 Build = Callable[[], bytes]
 INPUTS: list[tuple[str, Build, tuple[Any, ...]]] = [
-    ("not JSON", lambda: b'{"v": 1,', ("status", 400, "bad_json")),
-    ("not UTF-8", lambda: b'{"v": 1, "replica": "\xff"}', ("status", 400, "bad_json")),
+    ("not JSON", lambda: b'{"v": 2,', ("status", 400, "bad_json")),
+    ("not UTF-8", lambda: b'{"v": 2, "replica": "\xff"}', ("status", 400, "bad_json")),
     (
         "NaN for a number",
-        lambda: b'{"v": 1, "replica": "abcdefgh", "schema": NaN, "cursor": 0}',
+        lambda: b'{"v": 2, "replica": "abcdefgh", "schema": NaN, "cursor": 0}',
         ("status", 400, None),
     ),
     ("an array body", lambda: b"[]", ("status", 400, "bad_request")),
     ("a body of one number beyond 2^53", lambda: b"9007199254740992", ("status", 400, "bad_request")),
     ("cursor 2^53", lambda: body_of(req(fresh_replica(), cursor=2**53)), ("status", 400, "bad_request")),
     ("cursor 2^53 - 1", lambda: body_of(req(fresh_replica(), cursor=2**53 - 1)), ("ok",)),
-    ("v 2", lambda: body_of({**req(fresh_replica()), "v": 2}), ("status", 400, "unsupported_version")),
+    ("v 1", lambda: body_of({**req(fresh_replica()), "v": 1}), ("status", 400, "unsupported_version")),
     ("v true", lambda: body_of({**req(fresh_replica()), "v": True}), ("status", 400, "unsupported_version")),
-    ("no replica", lambda: b'{"v": 1, "schema": 1, "cursor": 0}', ("status", 400, "bad_request")),
+    ("no replica", lambda: b'{"v": 2, "schema": 1, "cursor": 0}', ("status", 400, "bad_request")),
     ("replica of 7 characters", lambda: body_of(req("abcdefg")), ("status", 400, "bad_request")),
     ("replica of 65 characters", lambda: body_of(req("a" * 65)), ("status", 400, "bad_request")),
     ("replica with a newline", lambda: body_of(req("abcdefgh\n")), ("status", 400, "bad_request")),
@@ -259,7 +260,11 @@ INPUTS: list[tuple[str, Build, tuple[Any, ...]]] = [
         lambda: body_of(req(fresh_replica(), [change(i + 1) for i in range(5001)])),
         ("status", 413, "page_too_large"),
     ),
-    ("a stale schema version (0)", lambda: body_of(req(fresh_replica(), [change(1)], schema=0)), ("ok",)),
+    (
+        "a stale schema version (0)",
+        lambda: body_of(req(fresh_replica(), [change(1)], schema=0)),
+        ("status", 409, "schema_behind"),
+    ),
     ("5,000 changes", lambda: body_of(req(fresh_replica(), [change(i + 1) for i in range(5000)])), ("ok",)),
     (
         "unknown table",
@@ -448,7 +453,8 @@ def test_a_body_nested_past_pythons_parser(primaries: dict[str, PrimaryServer]) 
     differ, both without a 5xx and without a change: the embedded one refuses the body
     (400 bad_json); the Worker parses it and rejects the nested change alone."""
     deep = "[" * 100_000 + "]" * 100_000
-    head = f'{{"v": 1, "replica": "{fresh_replica()}", "schema": 1, "cursor": 0, "limit": 0, '
+    rid = fresh_replica()
+    head = f'{{"v": 2, "replica": "{rid}", "key": "{replica_key(rid)}", "high": 9, "schema": 1, "cursor": 0, "limit": 0, '
     body = (head + f'"changes": [[1, "items", "[\\"t41\\"]", "{now_hlc()}", {{"c": {deep}}}, 1]]}}').encode()
     answers = {}
     for kind, p in primaries.items():
@@ -606,9 +612,12 @@ def a_request(draw: st.DrawFn) -> bytes:
     if kind == "junk":
         return json.dumps(draw(JUNK)).encode()
     # Mostly a sound envelope, so the changes inside get looked at; else one field goes wrong.
+    replica = draw(REPLICAS)
     doc: dict[str, Any] = {
-        "v": 1,
-        "replica": draw(REPLICAS),
+        "v": 2,
+        "replica": replica,
+        "key": replica_key(replica),
+        "high": draw(st.sampled_from([MAX_SEQ, MAX_SEQ, 0])),
         "schema": draw(st.sampled_from([1, 1, 1, 0])),
         "cursor": draw(st.sampled_from([0, 0, 1, 10**6])),
         "limit": draw(st.sampled_from([0, 0, 5, 2000])),
@@ -617,7 +626,9 @@ def a_request(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 4)) == 0:
         k = draw(st.sampled_from(list(doc)))
         bad = {
-            "v": st.sampled_from([2, "1", 1.5, None, True]),
+            "v": st.sampled_from([1, "2", 2.0, None, True]),
+            "key": st.sampled_from(["short", "k" * 129, "bad key!", INJECTION]) | st.text(max_size=10),
+            "high": st.sampled_from([2**53, -1, 1.5, "0"]),
             "replica": st.sampled_from(["short", "a" * 65, "bad id!", INJECTION, "abcdefgh\n"])
             | st.text(max_size=10),
             "schema": st.sampled_from([2, -1, "1", 2**31 + 1]),

@@ -227,25 +227,6 @@ def test_values_keep_their_type_through_the_primary() -> None:
     run(check())
 
 
-def test_a_value_too_large_for_the_primary_is_rejected_and_does_not_block() -> None:
-    async def check() -> None:
-        c = Cluster()
-        a, b = await c.replica(), await c.replica()
-        await a.execute("INSERT INTO items (id, a) VALUES ('big', ?)", (bytes(1_048_576),))
-        await a.execute("INSERT INTO items (id, a) VALUES ('after', 1)")
-        result = await a.sync()
-        assert result.pushed == 1
-        code, reason = (await a.execute("SELECT code, reason FROM _edgesql_rejected")).rows[0]
-        assert code == "too_large" and "at most 1900000" in reason
-        # The row the primary refused is gone here too (its cells stay in _edgesql_rejected).
-        assert [r[0] for r in (await a.execute("SELECT id FROM items")).rows] == ["after"]
-        await c.settle()
-        assert [r[0] for r in (await b.execute("SELECT id FROM items")).rows] == ["after"]
-        await c.close()
-
-    run(check())
-
-
 def test_a_copied_database_takes_a_new_replica_id(tmp_path: Path) -> None:
     async def check() -> None:
         c = Cluster()

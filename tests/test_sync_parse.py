@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.sync.wire import envelope
 
 from edgesql.sync import protocol
 from edgesql.sync.protocol import MAX_SEQ, ProtocolError, change_problem, parse_request
@@ -79,7 +80,7 @@ def reference(changes: list[list[Any]], limit: int) -> tuple[list[list[Any]], li
 
 
 def body(changes: list[Any]) -> dict[str, Any]:
-    return {"v": 1, "replica": "replica-0001", "schema": 1, "cursor": 0, "limit": 0, "changes": changes}
+    return envelope("replica-0001", changes=changes)
 
 
 def answer(fn: Any, *args: Any) -> Any:

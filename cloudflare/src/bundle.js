@@ -14,9 +14,12 @@ import bundleText from "../generated/bundle.json";
  * @property {number} max_pull_limit
  * @property {number} default_pull_limit
  * @property {number} pull_page_bytes
+ * @property {number} pull_scan_rows
  * @property {number} max_schema
  * @property {number} max_cursor
  * @property {string} replica_pattern
+ * @property {string} key_pattern
+ * @property {number} max_position_chars
  */
 
 /**
@@ -25,7 +28,8 @@ import bundleText from "../generated/bundle.json";
  * @property {number} schema_version
  * @property {string} setup hash of the server setup the migrations installed
  * @property {string} schema_doc served as is at GET /sync/schema
- * @property {{check: string, push: string, pull: string, server_hlc: string}} sql
+ * @property {{replica: string, register: string, check: string, push: string, pull: string,
+ *   snapshot: string, log_end: string, server_hlc: string}} sql
  * @property {Limits} protocol
  */
 

@@ -2,11 +2,14 @@
 // primary (py/edgesql/server/primary.py) does with the same statements.
 //
 // It holds no merge logic. Per request:
-//   CHECK   one read: the page's problems (unknown table or column, stamps from the
-//           future, a replica id used by another copy), as JSON;
+//   REPLICA one read with CHECK: who owns the replica id (the digest of its key), the
+//   CHECK   highest seq held from it, the horizon; the page's problems (a key not in
+//           its canonical form, unknown table or column, stamps from the future, a
+//           seq pushed with other content), as JSON;
 //   PUSH    the page's changes, ONE atomic db.batch (a page longer than D1's 2 MB per
-//           value is bound in several chunks, still one batch); the apply triggers
-//           merge each cell; PULL and SERVER_HLC ride in the same batch;
+//           value is bound in several chunks, still one batch) after REGISTER (the id's
+//           owner, the first time); the apply triggers merge each cell; PULL (or a
+//           SNAPSHOT page) and SERVER_HLC ride in the same batch;
 //   bisect  when a change breaks a constraint of the app's tables (NOT NULL, CHECK,
 //           STRICT types) the batch rolls back as a whole; the page is then split in
 //           halves, each its own batch, until only the failing change is left: it
@@ -19,7 +22,7 @@
 // answer is built by concatenating them, unparsed.
 
 import { D1_MAX_VALUE_BYTES, QUERIES_KEPT_FOR_PULL } from "./limits.js";
-import { ProtocolError, isInt } from "./protocol.js";
+import { ProtocolError, checkReplica, checkSchema, isInt, keyHash, snapshotJson } from "./protocol.js";
 
 /** @typedef {import("./bundle.js").Bundle} Bundle */
 /** @typedef {import("./protocol.js").SyncRequest} SyncRequest */
@@ -135,16 +138,10 @@ export class D1Primary {
    */
   async sync(req) {
     const version = this.bundle.schema_version;
-    if (req.schema > version) {
-      throw new ProtocolError(
-        409,
-        "schema_ahead",
-        `this replica is at schema version ${req.schema}, the primary at ${version}: ` +
-          "the primary was rolled back; restore its migrations",
-      );
-    }
+    checkSchema(req.schema, version);
     const budget = new Budget(this.queryLimit);
     const db = this.db;
+    const hash = await keyHash(req.key);
     let { changes, tooLarge } = req;
     let pages = changes.length ? chunks(changes) : [];
     if (pages.some((p) => p.length * 3 > D1_MAX_VALUE_BYTES && encoder.encode(p).length > D1_MAX_VALUE_BYTES)) {
@@ -153,30 +150,29 @@ export class D1Primary {
       tooLarge = [...tooLarge, ...refused];
       pages = changes.length ? chunks(changes) : [];
     }
-    const rejected = await this.#check(pages, req.replica, budget);
+    const { rejected, horizon } = await this.#check(pages, req, hash, budget);
     // The seqs CHECK refused, as SQL compares them: PUSH's ?3 leaves them out.
     const exclude = JSON.stringify(rejected.map((r) => r.seq).filter((s) => s !== null));
     rejected.push(...tooLarge);
 
-    const pull = [
-      db.prepare(this.sql.pull).bind(req.cursor, req.replica, req.limit, this.bundle.protocol.pull_page_bytes),
-      db.prepare(this.sql.server_hlc),
-    ];
+    const register = db.prepare(this.sql.register).bind(req.replica, hash);
+    const pull = this.#pullStatements(req, horizon);
     let handled = changes.length; // changes settled, in page order (all, unless the budget ran out)
     /** @type {D1Result[]} */
     let pulled;
     budget.take();
     try {
       // The whole page, then the pull: one atomic batch, one round trip.
-      const push = pages.map((page) => db.prepare(this.sql.push).bind(page, req.replica, exclude));
-      pulled = (await db.batch([...push, ...pull])).slice(-2);
+      const push = pages.map((page) => db.prepare(this.sql.push).bind(page, req.replica, exclude, hash));
+      pulled = (await db.batch([register, ...push, ...pull.statements])).slice(-pull.statements.length);
     } catch (e) {
       if (refusal(e) === null) throw e;
-      const done = await this.#bisect(changes, req.replica, exclude, budget, e);
+      const done = await this.#bisect(changes, req.replica, hash, exclude, budget, e);
       rejected.push(...done.rejected);
       handled = done.handled;
       budget.take();
-      pulled = await db.batch(pull);
+      pulled = await db.batch([register, ...pull.statements]);
+      pulled = pulled.slice(-pull.statements.length);
     }
 
     const seqs = [...changes.slice(0, handled).map((c) => c[0]), ...tooLarge.map((r) => r.seq)].filter(isInt);
@@ -188,31 +184,96 @@ export class D1Primary {
       acked = Math.min(acked, /** @type {number} */ (changes[handled][0]) - 1);
       answered = rejected.filter((r) => !isInt(r.seq) || r.seq <= acked);
     }
-    const page = /** @type {any} */ (pulled[0].results[0]);
-    const hlc = /** @type {any} */ (pulled[1].results[0]).hlc;
+    const hlc = /** @type {any} */ (pulled[pulled.length - 1].results[0]).hlc;
+    const { page, cursor, more, remaining, snapshot } = pull.read(pulled);
     return (
-      `{"v":1,"acked":${acked},"rejected":${JSON.stringify(answered)},` +
-      `"changes":${page.page},"cursor":${page.next_cursor},"more":${page.remaining ? "true" : "false"},` +
-      `"remaining":${page.remaining},"server_hlc":"${hlc}","schema":${version}}`
+      `{"v":${this.bundle.protocol.version},"acked":${acked},"rejected":${JSON.stringify(answered)},` +
+      `"changes":${page},"cursor":${cursor},"more":${more ? "true" : "false"},` +
+      `"remaining":${remaining},${snapshot}"server_hlc":"${hlc}","schema":${version}}`
     );
   }
 
   /**
-   * Run CHECK on the page (one batch over its chunks): the changes it refuses.
-   * @param {string[]} pages
-   * @param {string} replica
-   * @param {Budget} budget
-   * @returns {Promise<Rejection[]>}
+   * The statements of the pull half (the log, or a snapshot page; then the clock), and how
+   * to read their results into the answer's fields (as Primary._pull in primary.py).
+   * @param {SyncRequest} req
+   * @param {number} horizon
    */
-  async #check(pages, replica, budget) {
-    if (!pages.length) return [];
+  #pullStatements(req, horizon) {
+    const db = this.db;
+    const bytes = this.bundle.protocol.pull_page_bytes;
+    const hlc = db.prepare(this.sql.server_hlc);
+    let snap = req.snapshot;
+    if (snap === null && req.cursor < horizon) {
+      // The log before the horizon holds values from before a migration: start from the state.
+      snap = { at: null, tbl: "", pk: "" };
+    }
+    if (snap === null) {
+      const scan = this.bundle.protocol.pull_scan_rows;
+      return {
+        statements: [db.prepare(this.sql.pull).bind(req.cursor, req.replica, req.limit, bytes, scan), hlc],
+        /** @param {D1Result[]} r */
+        read: (r) => {
+          const row = /** @type {any} */ (r[0].results[0]);
+          return {
+            page: row.page, cursor: row.next_cursor, more: !!row.remaining, remaining: row.remaining, snapshot: "",
+          };
+        },
+      };
+    }
+    const s = snap;
+    const logEnd = s.at === null ? [db.prepare(this.sql.log_end)] : [];
+    if (req.limit === 0) {
+      // A push only: the snapshot stays where it is.
+      return {
+        statements: [...logEnd, hlc],
+        /** @param {D1Result[]} r */
+        read: (r) => {
+          const at = s.at ?? /** @type {any} */ (r[0].results[0]).seq;
+          return {
+            page: "[]", cursor: req.cursor, more: true, remaining: 1,
+            snapshot: `"snapshot":${snapshotJson(at, s.tbl, s.pk, false)},`,
+          };
+        },
+      };
+    }
+    return {
+      statements: [...logEnd, db.prepare(this.sql.snapshot).bind(s.tbl, s.pk, req.limit, bytes), hlc],
+      /** @param {D1Result[]} r */
+      read: (r) => {
+        const at = s.at ?? /** @type {any} */ (r[0].results[0]).seq;
+        const row = /** @type {any} */ (r[logEnd.length].results[0]);
+        const more = !!row.more;
+        const field = snapshotJson(at, row.last_tbl ?? s.tbl, row.last_pk ?? s.pk, !more);
+        // Done: the log continues from where the snapshot started.
+        return { page: row.page, cursor: more ? req.cursor : at, more: true, remaining: 1, snapshot: `"snapshot":${field},` };
+      },
+    };
+  }
+
+  /**
+   * Who owns the replica id, then CHECK on the page (one read batch): the changes CHECK
+   * refuses, and the horizon. Throws the request's refusal (another device's id, a copy
+   * behind itself, a seq pushed with other content).
+   * @param {string[]} pages
+   * @param {SyncRequest} req
+   * @param {string} hash
+   * @param {Budget} budget
+   * @returns {Promise<{rejected: Rejection[], horizon: number}>}
+   */
+  async #check(pages, req, hash, budget) {
     const db = this.db;
     budget.take();
-    const checks = await db.batch(pages.map((p) => db.prepare(this.sql.check).bind(p, replica)));
+    const results = await db.batch([
+      db.prepare(this.sql.replica).bind(req.replica),
+      ...pages.map((p) => db.prepare(this.sql.check).bind(p, req.replica)),
+    ]);
+    const owner = /** @type {{key_hash: string | null, high: number, horizon: number}} */ (results[0].results[0]);
+    checkReplica(req, hash, owner.key_hash, owner.high);
     /** @type {Rejection[]} */
     const rejected = [];
     // CHECK answers one row of one column (a JSON array), whatever the column is called.
-    for (const r of checks) {
+    for (const r of results.slice(1)) {
       rejected.push(...JSON.parse(Object.values(/** @type {Record<string, string>} */ (r.results[0]))[0]));
     }
     if (rejected.some((r) => r.code === "replica_conflict")) {
@@ -223,56 +284,63 @@ export class D1Primary {
           "(a restored backup or a copied file): take a new replica id and push again",
       );
     }
-    return rejected;
+    return { rejected, horizon: owner.horizon };
   }
 
   /**
    * @param {unknown[][]} changes
    * @param {string} replica
+   * @param {string} hash
    * @param {string} exclude
    */
-  #pushStatements(changes, replica, exclude) {
-    return chunks(changes).map((p) => this.db.prepare(this.sql.push).bind(p, replica, exclude));
+  #pushStatements(changes, replica, hash, exclude) {
+    return [
+      // The id's owner again: a failed batch rolled the first registration back.
+      this.db.prepare(this.sql.register).bind(replica, hash),
+      ...chunks(changes).map((p) => this.db.prepare(this.sql.push).bind(p, replica, exclude, hash)),
+    ];
   }
 
   /**
    * Find the changes D1 refuses by splitting in halves; each half is its own atomic batch.
    * @param {unknown[][]} changes a page that failed as a whole with ``error``
    * @param {string} replica
+   * @param {string} hash the digest of the replica's key
    * @param {string} exclude
    * @param {Budget} budget
    * @param {unknown} error
    * @returns {Promise<{rejected: Rejection[], handled: number}>} rejections, and how many
    *   leading changes were applied or rejected (fewer than all when the budget ran out)
    */
-  async #bisect(changes, replica, exclude, budget, error) {
+  async #bisect(changes, replica, hash, exclude, budget, error) {
     const reason = refusal(error);
     if (changes.length === 1) {
       const seq = /** @type {number} */ (changes[0][0]);
       return { rejected: [{ seq, code: "constraint", reason: reason ?? String(error) }], handled: 1 };
     }
     const mid = changes.length >> 1;
-    const left = await this.#tryPush(changes.slice(0, mid), replica, exclude, budget);
+    const left = await this.#tryPush(changes.slice(0, mid), replica, hash, exclude, budget);
     if (left.handled < mid) return left;
-    const right = await this.#tryPush(changes.slice(mid), replica, exclude, budget);
+    const right = await this.#tryPush(changes.slice(mid), replica, hash, exclude, budget);
     return { rejected: [...left.rejected, ...right.rejected], handled: mid + right.handled };
   }
 
   /**
    * @param {unknown[][]} changes
    * @param {string} replica
+   * @param {string} hash
    * @param {string} exclude
    * @param {Budget} budget
    * @returns {Promise<{rejected: Rejection[], handled: number}>}
    */
-  async #tryPush(changes, replica, exclude, budget) {
+  async #tryPush(changes, replica, hash, exclude, budget) {
     if (!budget.takeForPush()) return { rejected: [], handled: 0 };
     try {
-      await this.db.batch(this.#pushStatements(changes, replica, exclude));
+      await this.db.batch(this.#pushStatements(changes, replica, hash, exclude));
       return { rejected: [], handled: changes.length };
     } catch (e) {
       if (refusal(e) === null) throw e;
-      return this.#bisect(changes, replica, exclude, budget, e);
+      return this.#bisect(changes, replica, hash, exclude, budget, e);
     }
   }
 }

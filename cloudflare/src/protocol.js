@@ -38,8 +38,11 @@ export class ProtocolError extends Error {
  * A request that passed the transport checks.
  * @typedef {object} SyncRequest
  * @property {string} replica
+ * @property {string} key the replica's key (the primary binds the id to its digest)
  * @property {number} schema
  * @property {number} cursor
+ * @property {number} high the highest seq this replica has used
+ * @property {{at: number | null, tbl: string, pk: string} | null} snapshot where a snapshot stands
  * @property {unknown[][]} changes the changes small enough to store (each [seq, table, key, hlc, cells, txend])
  * @property {number} limit
  * @property {{seq: number, code: string, reason: string}[]} tooLarge rejections of the others
@@ -168,6 +171,16 @@ export function parseRequest(body, limits) {
       `at most ${limits.max_page_changes} changes per page, got ${changes.length}`,
     );
   }
+  const key = d.key;
+  if (typeof key !== "string" || !new RegExp(limits.key_pattern).test(key)) {
+    throw new ProtocolError(
+      400,
+      "bad_request",
+      "'key' must be the replica's key, 16-128 characters of [A-Za-z0-9_-]",
+    );
+  }
+  const high = int(d, "high", 0, limits.max_cursor);
+  const snapshot = snapshotOf(d.snapshot, limits);
   const tooLarge = [];
   const kept = [];
   const seen = new Set();
@@ -222,7 +235,118 @@ export function parseRequest(body, limits) {
       kept.push(c);
     }
   }
-  return { replica, schema, cursor, changes: kept, limit, tooLarge };
+  return { replica, key, schema, cursor, high, snapshot, changes: kept, limit, tooLarge };
+}
+
+/**
+ * The request's snapshot position (a port of _snapshot in protocol.py).
+ * @param {unknown} v
+ * @param {Limits} limits
+ * @returns {{at: number | null, tbl: string, pk: string} | null}
+ */
+function snapshotOf(v, limits) {
+  if (v === undefined || v === null) return null;
+  const s = /** @type {Record<string, unknown>} */ (isContainer(v) && !Array.isArray(v) ? v : {});
+  const at = s.at;
+  const { tbl, pk } = s;
+  const max = limits.max_position_chars;
+  if (
+    !(isContainer(v) && !Array.isArray(v)) ||
+    !(at === null || at === undefined || (isInt(at) && at >= 0 && at <= limits.max_cursor)) ||
+    typeof tbl !== "string" ||
+    typeof pk !== "string" ||
+    tbl.length > max ||
+    pk.length > max ||
+    !/^[\x00-\x7f]*$/.test(pk) ||
+    !printable(tbl)
+  ) {
+    throw new ProtocolError(
+      400,
+      "bad_request",
+      `'snapshot' must be null or {"at": seq or null, "tbl": text, "pk": text} ` +
+        `(at most ${max} characters each), as the primary's last answer gave it`,
+    );
+  }
+  return { at: at ?? null, tbl, pk };
+}
+
+/**
+ * Python's str.isprintable() for the characters a table name can hold: no control
+ * characters, no lone surrogates, no separators other than the space.
+ * @param {string} s
+ */
+function printable(s) {
+  return s.isWellFormed() && !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}]|[\p{Zs}--[ ]]/v.test(s);
+}
+
+/**
+ * The digest a primary keeps of a replica's key: SHA-256 of its UTF-8, in hex (as
+ * SyncRequest.key_hash in protocol.py).
+ * @param {string} key
+ * @returns {Promise<string>}
+ */
+export async function keyHash(key) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(key)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Refuse a request from another schema version (a port of check_schema in protocol.py).
+ * @param {number} replicaVersion
+ * @param {number} primaryVersion
+ */
+export function checkSchema(replicaVersion, primaryVersion) {
+  if (replicaVersion > primaryVersion) {
+    throw new ProtocolError(
+      409,
+      "schema_ahead",
+      `this replica is at schema version ${replicaVersion}, the primary at ${primaryVersion}: ` +
+        "the primary was rolled back; restore its migrations",
+    );
+  }
+  if (replicaVersion < primaryVersion) {
+    throw new ProtocolError(
+      409,
+      "schema_behind",
+      `this replica is at schema version ${replicaVersion}, the primary at ${primaryVersion}: ` +
+        "fetch the schema (GET <sync_url>/schema), migrate, and sync again (edgesql replicas do this themselves)",
+    );
+  }
+}
+
+/**
+ * Refuse a replica id another device owns, and a copy behind itself (check_replica in protocol.py).
+ * @param {SyncRequest} req
+ * @param {string} hash the digest of req.key
+ * @param {string | null} keyHash the digest bound to the id, if any
+ * @param {number} high the highest seq the primary holds from the id
+ */
+export function checkReplica(req, hash, keyHash, high) {
+  if (keyHash !== null && keyHash !== hash) {
+    throw new ProtocolError(
+      403,
+      "replica_forbidden",
+      "this replica id belongs to another device (its key does not match): take a new replica id " +
+        "(edgesql replicas do this themselves)",
+    );
+  }
+  if (high > req.high) {
+    throw new ProtocolError(
+      409,
+      "replica_conflict",
+      `the primary holds changes up to seq ${high} from this replica id, and this copy of the ` +
+        `database knows of seqs up to ${req.high} only: it is a restored backup or a copy. ` +
+        "Take a new replica id and sync again (edgesql replicas do this themselves)",
+    );
+  }
+}
+
+/**
+ * The answer's snapshot field (snapshot_json in protocol.py, same key order).
+ * @param {number} at @param {string} tbl @param {string} pk @param {boolean} done
+ */
+export function snapshotJson(at, tbl, pk, done) {
+  return JSON.stringify({ at, tbl, pk, done });
 }
 
 const NESTED = "the change nests arrays or objects where edgesql's encoding has none";

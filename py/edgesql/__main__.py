@@ -5,6 +5,10 @@
         bundle (cloudflare/generated/bundle.json) from the app's schema.
         --check writes nothing and exits 1 when the output is out of date.
 
+    python -m edgesql gen-rules [--root .] [--check]
+        Write worker/replica-rules.js (the sync loop's constants and reactions)
+        from py/edgesql/sync/rules.py.
+
 See docs/deploy-cloudflare.md.
 """
 
@@ -46,6 +50,22 @@ def _d1_migrations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gen_rules(args: argparse.Namespace) -> int:
+    from .sync.rules import JS_PATH, render_js
+
+    path = args.root / JS_PATH
+    text = render_js()
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            print(f"out of date, run without --check to write: {path}", file=sys.stderr)
+            return 1
+        print(f"up to date: {path}")
+        return 0
+    path.write_text(text)
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edgesql", description="edgesql's command line tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,9 +83,20 @@ def main(argv: list[str] | None = None) -> int:
         "--bundle", type=Path, help="where the Worker's bundle goes (default: OUT/../generated/bundle.json)"
     )
     d1.add_argument("--check", action="store_true", help="write nothing; exit 1 if the output is out of date")
+    rules = sub.add_parser(
+        "gen-rules",
+        help="write worker/replica-rules.js from py/edgesql/sync/rules.py",
+        description="Write the browser sync loop's rules (constants, reactions) from the Python source.",
+    )
+    rules.add_argument("--root", type=Path, default=Path("."), help="the checkout (default: .)")
+    rules.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the file is out of date"
+    )
     args = parser.parse_args(argv)
     if args.command == "d1-migrations":
         return _d1_migrations(args)
+    if args.command == "gen-rules":
+        return _gen_rules(args)
     return 2  # pragma: no cover - argparse refuses unknown commands
 
 

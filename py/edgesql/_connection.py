@@ -143,6 +143,10 @@ class Connection:
         refuses; nothing local is lost, the changes stay pending.
         """
         self._check_open()
+        if self._tx_depth:
+            from .sync.replica import refuse_sync_in_transaction
+
+            raise refuse_sync_in_transaction()
         return await self._backend.sync()  # type: ignore[attr-defined]
 
     async def sync_status(self) -> Any:

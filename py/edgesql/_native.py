@@ -13,6 +13,7 @@ cut can lose the last transactions, never corrupt the file). With
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from typing import Any
@@ -125,6 +126,8 @@ class NativeBackend:
         self._dirty: set[str] = set()
         self._listeners: set[Any] = set()
         self.db.set_authorizer(self._authorize)
+        # Set when the app's transaction ends (sync waits for that: when_idle).
+        self._idle: asyncio.Event | None = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -189,9 +192,25 @@ class NativeBackend:
             self._dirty |= self.tables_of(sql)[1]
 
     def _flush(self) -> None:
-        if self._dirty and not self.in_transaction:
+        if self.in_transaction:
+            return
+        if self._idle is not None:
+            self._idle.set()
+            self._idle = None
+        if self._dirty:
             dirty, self._dirty = self._dirty, set()
             self.emit(dirty)
+
+    async def when_idle(self) -> None:
+        """Return once no transaction of the app is open on this connection.
+
+        The sync engine shares this connection: it must neither read the outbox rows
+        of a transaction that may still roll back, nor begin its own inside it.
+        """
+        while self.in_transaction:
+            if self._idle is None:
+                self._idle = asyncio.Event()
+            await self._idle.wait()
 
     def _run(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
         db = self.db
@@ -351,6 +370,8 @@ class NativeBackend:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             db.close()
+        if self._idle is not None:
+            self._idle.set()
 
 
 def _may_write(sql: str) -> bool:
@@ -382,6 +403,7 @@ async def open_native_backend(path: str, **options: Any) -> NativeBackend:
             transport=options.get("transport"),
             interval=options.get("sync_interval", 30.0),
             on_change=backend.emit,
+            when_idle=backend.when_idle,
         )
         try:
             await replica.start()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Server
+from tests.sync.wire import envelope
 
 TOKEN = "contract-token-0123456789"
 
@@ -148,7 +149,7 @@ def post_oversized(url: str, body: bytes, token: str = TOKEN) -> Answer:
 
 def sync(url: str, replica: str, changes: list[Any] | None = None, **fields: Any) -> Answer:
     """POST /sync with a request built from the arguments."""
-    req = {"v": 1, "replica": replica, "schema": 1, "cursor": 0, **fields}
+    req = {**envelope(replica), "limit": 2000, **fields}
     if changes is not None:
         req["changes"] = changes
     return http("POST", url, json.dumps(req).encode())

@@ -26,9 +26,32 @@ from typing import Any
 
 import apsw
 
-from ..sync.protocol import PULL_PAGE_BYTES, ProtocolError, SyncRequest
+from ..sync.protocol import (
+    PROTOCOL_VERSION,
+    PULL_PAGE_BYTES,
+    REPLICA_CONFLICT,
+    ProtocolError,
+    Snapshot,
+    SyncRequest,
+    check_replica,
+    check_schema,
+    snapshot_json,
+)
 from ..sync.schema import Migration, Schema, analyze
-from ..sync.serversql import CHECK, PULL, PUSH, SERVER_HLC, schema_document, server_setup
+from ..sync.serversql import (
+    CHECK,
+    LOG_END,
+    PULL,
+    PULL_SCAN_ROWS,
+    PUSH,
+    REGISTER,
+    REPLICA,
+    SERVER_HLC,
+    SNAPSHOT,
+    refresh_after_migration,
+    schema_document,
+    server_setup,
+)
 
 __all__ = ["Primary"]
 
@@ -39,6 +62,37 @@ CHECKPOINT_PAGES = 1000
 #: WAL pages after which the committing request checkpoints itself, as SQLite would: the
 #: checkpointer thread has fallen behind (a reader holds the WAL, or the disk is slow).
 CHECKPOINT_BEHIND_PAGES = 4 * CHECKPOINT_PAGES
+
+
+#: Statements one request may spend on its push, splitting included: a page whose
+#: changes all break a constraint needs about two per change, and holds the primary
+#: meanwhile. What is not settled within it is acknowledged no further; the replica
+#: sends it again (D1's Worker has the same rule, with D1's own query budget).
+MAX_PUSH_STATEMENTS = 64
+
+
+class _Budget:
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+@dataclass
+class Pulled:
+    """The pull half of an answer: the page (JSON), the cursor after it, its size, the
+    estimate of what remains, whether more waits, and the ``"snapshot":...,`` field or ''."""
+
+    page: str
+    cursor: int
+    n: int
+    remaining: int
+    more: bool
+    snapshot: str
 
 
 @dataclass
@@ -93,23 +147,28 @@ class Primary:
                     "migrations are append-only: add a new NNNN_name.sql instead of editing an applied one"
                 )
         pending = [m for m in migrations if m.version not in applied]
-        if pending:
-            # The apply triggers name the app's tables and columns: drop them before
-            # a migration changes those, or the migration could fail on them.
-            with db:
+        # One transaction: a primary killed half way through starts again from before
+        # the first pending migration, never with migrated tables and a stale clock.
+        with db:
+            if pending:
+                # The apply triggers name the app's tables and columns: drop them before
+                # a migration changes those, or the migration could fail on them.
                 for name in self._apply_triggers():
                     db.execute(f'DROP TRIGGER "{name}"')
-        for m in pending:
-            with db:
+            for m in pending:
                 db.execute(m.sql)
                 db.execute(
                     "INSERT INTO _edgesql_migrations (version, name, sql) VALUES (?, ?, ?)",
                     (m.version, m.name, m.sql),
                 )
-        schema = analyze(db, len(migrations), migrations)
-        with db:
+            schema = analyze(db, len(migrations), migrations)
             for sql in server_setup(schema, self._apply_triggers()):
                 db.execute(sql)
+            if pending:
+                # The clock must hold what the migrated tables hold; replicas then start
+                # again from a snapshot of it (serversql.refresh_after_migration).
+                for sql in refresh_after_migration(schema):
+                    db.execute(sql)
         return schema
 
     def _apply_triggers(self) -> list[str]:
@@ -130,72 +189,100 @@ class Primary:
 
     def sync(self, req: SyncRequest) -> PushResult:
         """Apply a push and answer with the next pull page, atomically."""
-        if req.schema > self.schema.version:
-            raise ProtocolError(
-                409,
-                "schema_ahead",
-                f"this replica is at schema version {req.schema}, the primary at {self.schema.version}: "
-                "the primary was rolled back; restore its migrations",
-            )
+        check_schema(req.schema, self.schema.version)
         with self._lock:
             db = self._db
             with db:  # one transaction: all of this request or none of it
+                key_hash, high, horizon = db.execute(REPLICA, (req.replica,)).fetchone()
+                check_replica(req, key_hash, high)
+                db.execute(REGISTER, (req.replica, req.key_hash))
                 rejected = json.loads(_one(db, CHECK, (req.page, req.replica)))
                 if any(r["code"] == "replica_conflict" for r in rejected):
-                    raise ProtocolError(
-                        409,
-                        "replica_conflict",
-                        "another copy of this database already pushed different changes under this replica id "
-                        "(a restored backup or a copied file): take a new replica id and push again",
-                    )
+                    raise ProtocolError(409, "replica_conflict", REPLICA_CONFLICT)
                 skip = [r["seq"] for r in rejected]
                 rejected += req.too_large
-                rejected += self._push(req.changes, req.replica, req.page, skip)
+                kept = [c for c in req.changes if c[0] not in set(skip)] if skip else req.changes
+                budget = _Budget(MAX_PUSH_STATEMENTS)
+                refused, handled = self._push(kept, req, req.page, skip, budget)
+                rejected += refused
                 acked = max((c[0] for c in req.changes if type(c[0]) is int), default=0)
                 acked = max([acked, *(r["seq"] for r in req.too_large if type(r["seq"]) is int)])
-                out_page, cursor, n, remaining = db.execute(
-                    PULL, (req.cursor, req.replica, req.limit, PULL_PAGE_BYTES)
-                ).fetchone()
+                if handled < len(kept):
+                    # Out of budget: acknowledge only what was settled, in page order; the
+                    # replica sends the rest again (a replayed change changes nothing).
+                    acked = min(acked, kept[handled][0] - 1)
+                    rejected = [r for r in rejected if type(r["seq"]) is not int or r["seq"] <= acked]
+                pull = self._pull(req, horizon)
                 server_hlc = _one(db, SERVER_HLC, ())
         body = (
-            f'{{"v":1,"acked":{acked},"rejected":{json.dumps(rejected, separators=(",", ":"))},'
-            f'"changes":{out_page},"cursor":{cursor},"more":{"true" if remaining else "false"},'
-            f'"remaining":{remaining},"server_hlc":"{server_hlc}","schema":{self.schema.version}}}'
+            f'{{"v":{PROTOCOL_VERSION},"acked":{acked},"rejected":{json.dumps(rejected, separators=(",", ":"))},'
+            f'"changes":{pull.page},"cursor":{pull.cursor},"more":{"true" if pull.more else "false"},'
+            f'"remaining":{pull.remaining},{pull.snapshot}"server_hlc":"{server_hlc}","schema":{self.schema.version}}}'
         )
-        return PushResult(body, len(req.changes) - len(rejected), n)
+        return PushResult(body, len(req.changes) - len(rejected), pull.n)
+
+    def _pull(self, req: SyncRequest, horizon: int) -> Pulled:
+        """The next page of the log, or of a snapshot of the state (see serversql.SNAPSHOT)."""
+        db = self._db
+        snap = req.snapshot
+        if snap is None and req.cursor < horizon:
+            # The log before the horizon holds values from before a migration: start from the state.
+            snap = Snapshot(None, "", "")
+        if snap is None:
+            page, cursor, n, remaining = db.execute(
+                PULL, (req.cursor, req.replica, req.limit, PULL_PAGE_BYTES, PULL_SCAN_ROWS)
+            ).fetchone()
+            return Pulled(page, cursor, n, remaining, bool(remaining), "")
+        at = snap.at if snap.at is not None else _one(db, LOG_END, ())
+        if req.limit == 0:  # a push only: the snapshot stays where it is
+            return Pulled(
+                "[]", req.cursor, 0, 1, True, f'"snapshot":{snapshot_json(at, snap.tbl, snap.pk, False)},'
+            )
+        page, last_tbl, last_pk, n, more = db.execute(
+            SNAPSHOT, (snap.tbl, snap.pk, req.limit, PULL_PAGE_BYTES)
+        ).fetchone()
+        field = snapshot_json(at, last_tbl or snap.tbl, last_pk or snap.pk, not more)
+        # Done: the log continues from where the snapshot started.
+        return Pulled(page, req.cursor if more else at, n, 1, True, f'"snapshot":{field},')
 
     def _push(
-        self, changes: list[list[Any]], replica: str, page: str | None = None, skip: list[int] | None = None
-    ) -> list[dict[str, Any]]:
-        """Insert changes but those whose seq is in ``skip``; a change that breaks a table's
-        constraint is rejected alone.
+        self,
+        changes: list[list[Any]],
+        req: SyncRequest,
+        page: str | None,
+        skip: list[int] | None,
+        budget: _Budget,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Insert ``changes``; a change that breaks a table's constraint is rejected alone,
+        found by splitting the page in halves. ``page`` is the whole request's JSON when the
+        caller has it, of which PUSH leaves out the seqs in ``skip`` (CHECK refused them).
 
-        ``page`` is ``changes`` as JSON when the caller has it (parse_request encoded it
-        once); halves of a page that failed are encoded here.
+        Returns the rejections and how many leading changes were settled (applied or
+        rejected): fewer than all when ``budget`` ran out, which bounds the work one
+        request can make (a page of 5,000 refused changes would otherwise hold the
+        primary for seconds).
         """
-        if skip:
-            left_out = set(skip)
-            changes = [c for c in changes if c[0] not in left_out]
         if not changes:
-            return []
+            return [], 0
+        if not budget.take():
+            return [], 0
         db = self._db
         if page is None:
-            page, skip = json.dumps(changes, separators=(",", ":"), ensure_ascii=False), None
+            page = json.dumps(changes, separators=(",", ":"), ensure_ascii=False)
         try:
             with db:  # a savepoint inside the request's transaction
-                db.execute(PUSH, (page, replica, json.dumps(skip or [])))
-            return []
+                db.execute(PUSH, (page, req.replica, json.dumps(skip or []), req.key_hash))
+            return [], len(changes)
         except (apsw.ConstraintError, apsw.TooBigError, apsw.MismatchError) as e:
             if len(changes) == 1:
-                return [
-                    {
-                        "seq": changes[0][0],
-                        "code": "constraint",
-                        "reason": str(e).removeprefix("ConstraintError: "),
-                    }
-                ]
+                reason = str(e).removeprefix("ConstraintError: ")
+                return [{"seq": changes[0][0], "code": "constraint", "reason": reason}], 1
         mid = len(changes) // 2
-        return self._push(changes[:mid], replica) + self._push(changes[mid:], replica)
+        left, done = self._push(changes[:mid], req, None, None, budget)
+        if done < mid:
+            return left, done
+        right, done = self._push(changes[mid:], req, None, None, budget)
+        return left + right, mid + done
 
     # -- inspection (tests, the console) ------------------------------------------------
 

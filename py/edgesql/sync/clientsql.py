@@ -8,6 +8,8 @@ themselves. See docs/sync.md for why each rule is there.
 Tables (prefix ``_edgesql_``, never synced):
 
 * ``state``   one row: replica id, clock floor, seq floor, cursor, ``applying``
+* ``replica`` one row: the replica's key (its secret: the primary binds the id to it)
+              and, while the replica takes a snapshot of the primary, where it stands
 * ``outbox``  one row per changed row: key, HLC, the changed cells as JSON; ``txend``
               marks the last row of a transaction, so pages never cut one in half
 * ``clock``   the winning (HLC, replica) and value of every cell that came from
@@ -29,6 +31,7 @@ from .codec import (
     POW2_FILL,
     POW2_INDEX,
     decode,
+    differs,
     encode,
     key_decode,
     key_encode,
@@ -37,13 +40,17 @@ from .codec import (
 )
 from .schema import Schema, Table
 
-__all__ = ["EXISTS", "client_doc", "programs", "setup_sql", "triggers"]
+__all__ = ["EXISTS", "MAX_CELLS_BYTES", "client_doc", "programs", "setup_sql", "triggers"]
 
 #: The cell that says whether a row exists (1) or is deleted (0).
 EXISTS = "_edgesql_exists"
 ENC_ONE = '["i","1"]'
 ENC_ZERO = '["i","0"]'
 FORMAT = 1
+#: D1 refuses a string, BLOB or row over 2,000,000 bytes; one change's cells (stored on
+#: the primary as one TEXT) must stay under it, with room for the rest of its row.
+#: A write whose change would be larger fails at once (see OUTBOX_SIZE_TRIGGER).
+MAX_CELLS_BYTES = 1_900_000
 
 _NOW = "(CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) << 16)"
 _STAMP = (
@@ -95,7 +102,26 @@ def setup_sql() -> list[str]:
         "reason TEXT NOT NULL, at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
         "CREATE TABLE IF NOT EXISTS _edgesql_sql (name TEXT PRIMARY KEY, sql TEXT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS _edgesql_schema (version INTEGER PRIMARY KEY, doc TEXT NOT NULL)",
+        # The key proves to the primary that this device owns its replica id (protocol v2);
+        # snapshot: NULL while pulling the log, else where the snapshot being taken stands.
+        "CREATE TABLE IF NOT EXISTS _edgesql_replica (id INTEGER PRIMARY KEY CHECK (id = 1), "
+        "key TEXT NOT NULL, snapshot TEXT)",
+        "INSERT OR IGNORE INTO _edgesql_replica (id, key) VALUES (1, lower(hex(randomblob(16))))",
+        OUTBOX_SIZE_TRIGGER,
     ]
+
+
+# A change the primary could never store fails the write that makes it, with what to do,
+# instead of blocking the outbox later. A trigger, not a CHECK: a CHECK cannot be added
+# to the outbox of a database made before it.
+OUTBOX_SIZE_TRIGGER = (
+    "CREATE TRIGGER IF NOT EXISTS _edgesql_outbox_size BEFORE INSERT ON _edgesql_outbox "
+    f"WHEN length(CAST(NEW.cells AS BLOB)) > {MAX_CELLS_BYTES} BEGIN SELECT RAISE(ABORT, "
+    "'edgesql: this write makes a change too large to sync: a synced row''s changed values may take at most "
+    f"{MAX_CELLS_BYTES:,} bytes encoded (plain text counts once, BLOBs and text holding NUL twice, quotes "
+    "and backslashes twice, other control characters six times): store large files elsewhere (and a "
+    "reference here), or keep the table local (local_*)'); END"
+)
 
 
 def _cell(col: str, value_sql: str) -> str:
@@ -112,9 +138,10 @@ def _key(t: Table, row: str, otherwise: str = "NULL") -> str:
 
 
 def _changed(c: str) -> str:
-    # typeof too: 1 -> 1.0 compares equal but is a different value.
+    # Not just IS NOT: 1 -> 1.0, 0.0 -> -0.0, and 'a' -> 'A' under NOCASE compare equal
+    # but are different values (codec.DIFFERS_DOC).
     q = quote_ident(c)
-    return f"(NEW.{q} IS NOT OLD.{q} OR typeof(NEW.{q}) != typeof(OLD.{q}))"
+    return differs(f"NEW.{q}", f"OLD.{q}")
 
 
 def triggers(t: Table) -> list[str]:
@@ -181,8 +208,26 @@ WITH page AS (
                   (SELECT min(seq) FROM page)) AS upto
 )
 SELECT coalesce(json_group_array(json_array(seq, tbl, pk, CAST(hlc AS TEXT), json(cells), txend)), '[]'),
-       max(seq), count(*)
+       max(seq), count(*),
+       -- Changes the primary would refuse for their size (made before writes were checked):
+       -- the driver rejects them here (reject_local) and asks for the page again.
+       (SELECT json_group_array(seq) FROM page WHERE length(CAST(cells AS BLOB)) > :max_cells)
 FROM (SELECT * FROM page, cut WHERE seq <= upto ORDER BY seq)
+"""
+
+#: The request body (protocol v2) around a page from PUSH_PAGE. Params :page, :limit, and
+#: for a request sent ahead (while the page before it is applied) :cursor and :snapshot,
+#: the state it will be sent from (NULL: as stored now).
+REQUEST = """
+SELECT '{"v":2,"replica":"' || s.replica || '","key":"' || r.key || '","schema":' || s.schema_version
+       || ',"cursor":' || coalesce(:cursor, s.cursor)
+       || ',"high":' || max(s.rseq, coalesce((SELECT max(seq) FROM _edgesql_outbox), 0))
+       || ',"limit":' || :limit
+       || CASE WHEN p.snap IS NULL THEN '' ELSE ',"snapshot":' || json_object('at', p.snap ->> '$.at',
+               'tbl', p.snap ->> '$.tbl', 'pk', p.snap ->> '$.pk') END
+       || ',"changes":' || :page || '}'
+FROM _edgesql_state s, _edgesql_replica r, (SELECT coalesce(:snapshot, (SELECT snapshot FROM _edgesql_replica WHERE id = 1)) AS snap) p
+WHERE s.id = 1 AND r.id = 1
 """
 
 STATUS = """
@@ -234,8 +279,10 @@ def _pk_match(t: Table, k: str) -> str:
 
 
 def _decode_or_default(enc_sql: str, default: str | None) -> str:
+    # No cell (NULL here) means the column's default, as on the primary; a cell holding
+    # NULL (["n"]) is NULL, default or not.
     d = decode(enc_sql)
-    return f"coalesce({d}, {default})" if default is not None else d
+    return f"CASE WHEN {enc_sql} IS NULL THEN {default} ELSE {d} END" if default is not None else d
 
 
 def pivot(t: Table, source: str, where: str, cols: list[str], group_by_pk: bool) -> str:
@@ -402,38 +449,173 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         "DELETE FROM temp._edgesql_pending",
     ]
 
-    rejected_keys = "SELECT o.tbl AS tbl, o.pk AS k FROM _edgesql_rejected o WHERE o.seq IN (SELECT value ->> '$.seq' FROM json_each(:rejected))"
-    ack = [
-        "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
+    rejected_seqs = "SELECT value ->> '$.seq' FROM json_each(:rejected)"
+    rejected_keys = (
+        f"SELECT o.tbl AS tbl, o.pk AS k FROM _edgesql_rejected o WHERE o.seq IN ({rejected_seqs})"
+    )
+
+    # Refused changes leave the outbox for _edgesql_rejected (with their cells, so nothing is
+    # lost silently), and their rows are rebuilt from the clock and the writes left.
+    to_rejected = (
         "INSERT OR REPLACE INTO _edgesql_rejected (seq, tbl, pk, hlc, cells, code, reason) "
         "SELECT o.seq, o.tbl, o.pk, o.hlc, o.cells, r.value ->> '$.code', r.value ->> '$.reason' "
-        "FROM json_each(:rejected) r JOIN _edgesql_outbox o ON o.seq = r.value ->> '$.seq'",
+        "FROM json_each(:rejected) r JOIN _edgesql_outbox o ON o.seq = r.value ->> '$.seq'"
+    )
+    rebuild_rejected = [
+        sql
+        for t in schema.tables
+        for sql in _rematerialize(t, f"SELECT k FROM ({rejected_keys}) WHERE tbl = {quote_text(t.name)}")
+    ]
+    ack = [
+        "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
+        to_rejected,
         # Our acknowledged writes join the clock: from now on they compete like any other.
+        # (Refused ones do not, and neither does their stamp: a device whose clock ran
+        # ahead must be able to write again once its clock is fixed.)
         "INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) "
         "SELECT o.tbl, o.pk, j.key, o.hlc, (SELECT replica FROM _edgesql_state WHERE id = 1), j.value "
         "FROM _edgesql_outbox o, json_each(o.cells) j WHERE o.seq <= :acked "
-        "AND o.seq NOT IN (SELECT value ->> '$.seq' FROM json_each(:rejected)) ORDER BY o.seq "
+        f"AND o.seq NOT IN ({rejected_seqs}) ORDER BY o.seq "
         "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val "
         "WHERE (excluded.hlc, excluded.replica) > (_edgesql_clock.hlc, _edgesql_clock.replica)",
         "UPDATE _edgesql_state SET rseq = max(rseq, :acked), "
-        "hlc = max(hlc, coalesce((SELECT max(hlc) FROM _edgesql_outbox WHERE seq <= :acked), 0), CAST(:server_hlc AS INTEGER)), "
+        "hlc = max(hlc, coalesce((SELECT max(hlc) FROM _edgesql_outbox WHERE seq <= :acked "
+        f"AND seq NOT IN ({rejected_seqs})), 0), CAST(:server_hlc AS INTEGER)), "
         "last_synced_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = 1",
-        "DELETE FROM _edgesql_outbox WHERE seq <= :acked",
+        f"DELETE FROM _edgesql_outbox WHERE seq <= :acked OR seq IN ({rejected_seqs})",
+        *rebuild_rejected,
+        "UPDATE _edgesql_state SET applying = 0 WHERE id = 1",
     ]
+    reject_local = [
+        "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
+        to_rejected,
+        f"DELETE FROM _edgesql_outbox WHERE seq IN ({rejected_seqs})",
+        *rebuild_rejected,
+        "UPDATE _edgesql_state SET applying = 0 WHERE id = 1",
+    ]
+
+    # -- snapshots: the replica takes the primary's state instead of replaying its log ----
+    sweep = []
     for t in schema.tables:
-        ack.extend(_rematerialize(t, f"SELECT k FROM ({rejected_keys}) WHERE tbl = {quote_text(t.name)}"))
-    ack.append("UPDATE _edgesql_state SET applying = 0 WHERE id = 1")
+        tq, tl = quote_ident(t.name), quote_text(t.name)
+        key = _key(t, tq)
+        # A row the snapshot did not bring, and no pending write of this device made: the
+        # primary does not have it (a row only the local migration made, one deleted while
+        # the clock was being rebuilt). It goes, uncaptured.
+        sweep.append(
+            f"DELETE FROM {tq} WHERE {key} NOT IN (SELECT pk FROM _edgesql_clock WHERE tbl = {tl} "
+            f"AND col = {quote_text(EXISTS)} AND val = {quote_text(ENC_ONE)}) "
+            f"AND {key} NOT IN (SELECT pk FROM _edgesql_outbox WHERE tbl = {tl})"
+        )
+    snapshots = {
+        # Start again from the primary's state: the clock is rebuilt from the snapshot (a
+        # migration may have changed values under unchanged stamps). Rows stay as they
+        # are until the snapshot's cells replace them, so the app keeps its data meanwhile.
+        "begin_snapshot": [
+            "DELETE FROM _edgesql_clock",
+            "UPDATE _edgesql_state SET cursor = 0 WHERE id = 1",
+            'UPDATE _edgesql_replica SET snapshot = \'{"at":null,"tbl":"","pk":""}\' WHERE id = 1',
+        ],
+        # Params :snapshot, the answer's position ({"at", "tbl", "pk", "done"}).
+        "snapshot_position": [
+            "UPDATE _edgesql_replica SET snapshot = json_object('at', :snapshot ->> '$.at', "
+            "'tbl', :snapshot ->> '$.tbl', 'pk', :snapshot ->> '$.pk') WHERE id = 1",
+        ],
+        # Params :cursor, where the log continues.
+        "snapshot_done": [
+            "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
+            *sweep,
+            "UPDATE _edgesql_replica SET snapshot = NULL WHERE id = 1",
+            "UPDATE _edgesql_state SET applying = 0, cursor = :cursor WHERE id = 1",
+        ],
+    }
+
+    # -- migrating: offline writes meet the new schema ------------------------------------
+    known = {t.name: [c.name for c in t.value_columns] + [EXISTS] for t in schema.tables}
+    names = ", ".join(quote_text(n) for n in known) or "NULL"
+    prune = [
+        # Changes to a table the new schema no longer syncs cannot be sent anywhere.
+        "INSERT OR REPLACE INTO _edgesql_rejected (seq, tbl, pk, hlc, cells, code, reason) "
+        f"SELECT seq, tbl, pk, hlc, cells, 'unknown_table', 'schema version ' || :version || "
+        f"' no longer syncs table ' || quote(tbl) FROM _edgesql_outbox WHERE tbl NOT IN ({names})",
+        f"DELETE FROM _edgesql_outbox WHERE tbl NOT IN ({names})",
+    ]
+    for name, cols in known.items():
+        listed = ", ".join(quote_text(c) for c in cols)
+        # Cells of dropped columns go; the values of the columns that remain still sync.
+        prune.append(
+            "UPDATE _edgesql_outbox SET cells = (SELECT json_group_object(j.key, json(j.value)) FROM json_each(cells) j "
+            f"WHERE j.key IN ({listed})) WHERE tbl = {quote_text(name)} "
+            f"AND EXISTS (SELECT 1 FROM json_each(cells) j WHERE j.key NOT IN ({listed}))"
+        )
+    prune.append("DELETE FROM _edgesql_outbox WHERE cells = '{}'")
+    normalize = []
+    for t in schema.tables:
+        tq, tl = quote_ident(t.name), quote_text(t.name)
+        if not t.value_columns:
+            continue
+        cases = " ".join(
+            f"WHEN {quote_text(c.name)} THEN {encode(f'r.{quote_ident(c.name)}')}" for c in t.value_columns
+        )
+        # A pending value the migration converted locally (REAL to TEXT...) is sent as
+        # this device now holds it, so the primary stores the same value.
+        normalize.append(
+            "UPDATE _edgesql_outbox SET cells = (SELECT json_group_object(j.key, json(CASE j.key "
+            f"{cases} ELSE j.value END)) FROM json_each(_edgesql_outbox.cells) j, {tq} r "
+            f"WHERE {_pk_match_alias(t, 'r', '_edgesql_outbox.pk')}) "
+            f"WHERE tbl = {tl} AND EXISTS (SELECT 1 FROM {tq} r WHERE {_pk_match_alias(t, 'r', '_edgesql_outbox.pk')})"
+        )
+    pending_keys = "SELECT DISTINCT tbl AS tbl, pk AS k FROM _edgesql_outbox"
+    rebuild: list[str] = ["UPDATE _edgesql_state SET applying = 1 WHERE id = 1"]
+    rebuild_key: list[str] = ["UPDATE _edgesql_state SET applying = 1 WHERE id = 1"]
+    for t in schema.tables:
+        tl = quote_text(t.name)
+        rebuild.extend(_rematerialize(t, f"SELECT k FROM ({pending_keys}) WHERE tbl = {tl}"))
+        rebuild_key.extend(_rematerialize(t, f"SELECT :pk AS k WHERE :tbl = {tl}"))
+    rebuild.append("UPDATE _edgesql_state SET applying = 0 WHERE id = 1")
+    rebuild_key.append("UPDATE _edgesql_state SET applying = 0 WHERE id = 1")
+    migrating = {
+        # Params :version.
+        "prune": prune,
+        "normalize": normalize,
+        # Every row with pending writes, from the clock and those writes (all at once, or
+        # key by key to find the ones the new schema refuses).
+        "rebuild": rebuild,
+        "pending_keys": [pending_keys],
+        "rebuild_key": rebuild_key,
+        # Params :tbl, :pk, :code, :reason: this device's pending writes to one row go to
+        # _edgesql_rejected (the new schema refuses them).
+        "reject_key": [
+            "INSERT OR REPLACE INTO _edgesql_rejected (seq, tbl, pk, hlc, cells, code, reason) "
+            "SELECT seq, tbl, pk, hlc, cells, :code, :reason FROM _edgesql_outbox WHERE tbl = :tbl AND pk = :pk",
+            "DELETE FROM _edgesql_outbox WHERE tbl = :tbl AND pk = :pk",
+        ],
+    }
     return {
         "apply": stage(portable_fill) + final,
         "apply_jsonb": stage(jsonb_fill) + final,
         "apply_stage": stage(jsonb_fill),
         "apply_final": final,
         "ack": ack,
+        # Params :rejected: changes this device cannot send (too large, not UTF-8).
+        "reject_local": reject_local,
         "push_page": [PUSH_PAGE],
+        "request": [REQUEST],
         "txend": [TXEND],
         "status": [STATUS],
-        "rotate": ["UPDATE _edgesql_state SET replica = :replica WHERE id = 1"],
+        # A restored or cloned database (or one whose id another device owns) takes a new
+        # id and a new key.
+        "rotate": [
+            "UPDATE _edgesql_state SET replica = lower(hex(randomblob(16))) WHERE id = 1",
+            "UPDATE _edgesql_replica SET key = lower(hex(randomblob(16))) WHERE id = 1",
+        ],
+        **snapshots,
+        **migrating,
     }
+
+
+def _pk_match_alias(t: Table, alias: str, k: str) -> str:
+    return " AND ".join(f"{alias}.{quote_ident(c)} IS {key_decode(k, i)}" for i, c in enumerate(t.pk))
 
 
 def client_doc(schema: Schema) -> dict[str, object]:

@@ -32,10 +32,12 @@ which matters because the key is what every replica's clock is indexed by.
 from __future__ import annotations
 
 __all__ = [
+    "DIFFERS_DOC",
     "POW2_DDL",
     "POW2_FILL",
     "POW2_INDEX",
     "decode",
+    "differs",
     "encode",
     "key_decode",
     "key_encode",
@@ -149,4 +151,27 @@ def key_decode(k: str, i: int) -> str:
         f"CASE {tag} WHEN 'i' THEN CAST({body} AS INTEGER) "
         f"WHEN 't' THEN CAST(unhex({body}) AS TEXT) "
         f"WHEN 'b' THEN unhex({body}) END"
+    )
+
+
+#: Why :func:`differs` is more than ``IS NOT``.
+DIFFERS_DOC = """
+``a IS NOT b`` compares by the column's collation and by numeric value: under COLLATE
+NOCASE 'abc' equals 'ABC', under RTRIM 'a' equals 'a  ', 1 equals 1.0 and 0.0 equals
+-0.0. Each of those is a different value to store and to sync, so two values differ
+when their types differ, their bytes differ (text and blobs, compared as BLOBs, which
+no collation touches), or they are zeros of opposite sign (only atan2 tells: no
+rendering of -0.0 keeps its sign).
+"""
+
+
+def differs(a: str, b: str) -> str:
+    """SQL: are the values of expressions ``a`` and ``b`` different values (see :data:`DIFFERS_DOC`)?
+
+    Cheapest test first: a value that changed is almost always caught by ``IS NOT``.
+    """
+    return (
+        f"({a} IS NOT {b} OR typeof({a}) != typeof({b}) "
+        f"OR CAST({a} AS BLOB) IS NOT CAST({b} AS BLOB) "
+        f"OR ({a} = 0 AND typeof({a}) = 'real' AND atan2({a}, -1) != atan2({b}, -1)))"
     )

@@ -49,6 +49,7 @@ from .protocol import (
     DEFAULT_PULL_LIMIT,
     MAX_PAGE_BYTES,
     MAX_PAGE_CHANGES,
+    MAX_POSITION_CHARS,
     MAX_PULL_LIMIT,
     MAX_REQUEST_BYTES,
     MAX_SEQ,
@@ -58,11 +59,17 @@ from .protocol import (
 from .schema import Migration, Schema, SchemaError, _tokens, analyze
 from .serversql import (
     CHECK,
+    LOG_END,
     MAX_CELLS_BYTES,
     MAX_SQL_BYTES,
     PULL,
+    PULL_SCAN_ROWS,
     PUSH,
+    REGISTER,
+    REPLICA,
     SERVER_HLC,
+    SNAPSHOT,
+    refresh_after_migration,
     schema_document,
     server_setup,
     trigger_name,
@@ -124,6 +131,13 @@ def _setup(schema: Schema) -> list[str]:
     stmts = server_setup(schema)
     for sql in stmts:
         _check_size(sql, "edgesql's server setup")
+    return stmts
+
+
+def _refresh(schema: Schema) -> list[str]:
+    stmts = refresh_after_migration(schema)
+    for sql in stmts:
+        _check_size(sql, "edgesql's clock refresh after a migration")
     return stmts
 
 
@@ -211,7 +225,16 @@ def schemas(migrations: tuple[Migration, ...]) -> list[Schema]:
 
 def primary_bundle(schema: Schema) -> dict[str, Any]:
     """What the Worker needs besides D1: the schema document, the server's SQL, and the protocol's limits."""
-    sql = {"check": CHECK, "push": PUSH, "pull": PULL, "server_hlc": SERVER_HLC}
+    sql = {
+        "replica": REPLICA,
+        "register": REGISTER,
+        "check": CHECK,
+        "push": PUSH,
+        "pull": PULL,
+        "snapshot": SNAPSHOT,
+        "log_end": LOG_END,
+        "server_hlc": SERVER_HLC,
+    }
     for name, text in sql.items():
         _check_size(text, f"serversql.{name.upper()}")
     return {
@@ -230,9 +253,12 @@ def primary_bundle(schema: Schema) -> dict[str, Any]:
             "max_pull_limit": MAX_PULL_LIMIT,
             "default_pull_limit": DEFAULT_PULL_LIMIT,
             "pull_page_bytes": PULL_PAGE_BYTES,
+            "pull_scan_rows": PULL_SCAN_ROWS,
             "max_schema": 2**31,
             "max_cursor": MAX_SEQ,
             "replica_pattern": "^[A-Za-z0-9_-]{8,64}$",
+            "key_pattern": "^[A-Za-z0-9_-]{16,128}$",
+            "max_position_chars": MAX_POSITION_CHARS,
         },
     }
 
@@ -258,6 +284,12 @@ def _migration_file(
         lines.append("")
     lines.append(f"-- edgesql: its tables on the primary and the apply triggers of version {schema.version}")
     lines += [s + ";" for s in _setup(schema)]
+    if body:
+        lines.append("")
+        lines.append(
+            "-- edgesql: the clock takes what the migration did to the tables; replicas start again from it"
+        )
+        lines += [s + ";" for s in _refresh(schema)]
     lines += [
         "",
         "-- edgesql: what this database now runs (the Worker compares it with its bundle)",

@@ -2,12 +2,14 @@
 
 ``POST /sync`` carries JSON (docs/protocol.md)::
 
-    request  {"v": 1, "replica": "<id>", "schema": <int>, "cursor": <int>,
-              "changes": [[seq, table, key, "hlc", {column: value}, txend], ...],
-              "limit": <int>}
-    response {"v": 1, "acked": <seq>, "rejected": [{"seq", "code", "reason"}],
+    request  {"v": 2, "replica": "<id>", "key": "<the replica's secret>", "schema": <int>,
+              "cursor": <int>, "high": <int>, "limit": <int>,
+              "snapshot": {"at": <int>, "tbl": "<table>", "pk": "<key>"}  (only while taking one),
+              "changes": [[seq, table, key, "hlc", {column: value}, txend], ...]}
+    response {"v": 2, "acked": <seq>, "rejected": [{"seq", "code", "reason"}],
               "changes": [[server_seq, replica, table, key, "hlc", {...}, txend], ...],
               "cursor": <int>, "more": <bool>, "remaining": <int>,
+              "snapshot": {"at", "tbl", "pk", "done"}  (only while a snapshot is taken),
               "server_hlc": "<hlc>", "schema": <int>}
 
 Errors are ``{"error": <code>, "message": <what to do>}`` with a 4xx status.
@@ -17,6 +19,7 @@ the shared SQL (serversql.CHECK).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -25,17 +28,26 @@ from typing import Any
 from .serversql import MAX_CELLS_BYTES
 
 __all__ = [
+    "KEY_HASH",
     "MAX_PAGE_CHANGES",
     "MAX_PULL_LIMIT",
     "MAX_REQUEST_BYTES",
     "PROTOCOL_VERSION",
+    "REPLICA_CONFLICT",
     "ProtocolError",
+    "Snapshot",
     "SyncRequest",
     "change_problem",
+    "check_replica",
+    "check_schema",
     "parse_request",
+    "snapshot_json",
 ]
 
-PROTOCOL_VERSION = 1
+#: v2: replica keys (an id belongs to the device that first used it), the replica's
+#: highest seq (a restored copy is told), snapshots, and pushes only on the primary's
+#: schema version.
+PROTOCOL_VERSION = 2
 #: The largest request body accepted (one page of changes and its envelope).
 MAX_REQUEST_BYTES = 4_000_000
 #: A page of changes is bound as ONE parameter: D1 takes up to 2,000,000 bytes.
@@ -51,6 +63,12 @@ PULL_PAGE_BYTES = 1_000_000
 MAX_SEQ = 2**53 - 1
 #: A replica id (fullmatch: ``$`` alone would also accept a trailing newline).
 _REPLICA = re.compile(r"[A-Za-z0-9_-]{8,64}")
+#: A replica's key: its secret, sent with every request, of which the primary keeps a digest.
+_KEY = re.compile(r"[A-Za-z0-9_-]{16,128}")
+#: A snapshot position's table name and key: what a key or table name can be, with room.
+MAX_POSITION_CHARS = 8_192
+#: How the primary stores a replica key: the SHA-256 of its UTF-8, in hex.
+KEY_HASH = "sha256-hex"
 
 
 class ProtocolError(Exception):
@@ -68,17 +86,93 @@ class ProtocolError(Exception):
 
 
 @dataclass
+class Snapshot:
+    """Where a snapshot stands: started at log seq ``at`` (None: starting now), sent up to
+    key (``tbl``, ``pk``)."""
+
+    at: int | None
+    tbl: str
+    pk: str
+
+
+@dataclass
 class SyncRequest:
     """A request that passed the transport checks."""
 
     replica: str
+    key: str
     schema: int
     cursor: int
+    high: int
     changes: list[list[Any]]
     limit: int
     too_large: list[dict[str, Any]]
     #: ``changes`` as one JSON text, as CHECK and PUSH bind it (encoded once, here).
     page: str
+    snapshot: Snapshot | None = None
+
+    @property
+    def key_hash(self) -> str:
+        """The digest of the replica's key, as the primary stores it."""
+        return hashlib.sha256(self.key.encode()).hexdigest()
+
+
+#: Why a replica must take a new id: another copy of its database pushed under it.
+REPLICA_CONFLICT = (
+    "another copy of this database already pushed different changes under this replica id "
+    "(a restored backup or a copied file): take a new replica id and push again"
+)
+
+
+def check_schema(replica_version: int, primary_version: int) -> None:
+    """Refuse a request from another schema version: a push only ever lands on the primary's
+    own schema, so an old replica's changes never meet columns it did not know of."""
+    if replica_version > primary_version:
+        raise ProtocolError(
+            409,
+            "schema_ahead",
+            f"this replica is at schema version {replica_version}, the primary at {primary_version}: "
+            "the primary was rolled back; restore its migrations",
+        )
+    if replica_version < primary_version:
+        raise ProtocolError(
+            409,
+            "schema_behind",
+            f"this replica is at schema version {replica_version}, the primary at {primary_version}: "
+            "fetch the schema (GET <sync_url>/schema), migrate, and sync again (edgesql replicas do this themselves)",
+        )
+
+
+def check_replica(req: SyncRequest, key_hash: str | None, high: int) -> None:
+    """Refuse a replica id that belongs to another device, and a copy that is behind itself.
+
+    ``key_hash`` is the digest bound to the id (None: never used), ``high`` the highest
+    seq the primary holds from the id. A device that holds fewer seqs than the primary
+    has from its id is a restored backup or a copy: its later changes are on the primary,
+    and pulls skip a replica's own changes, so it would never see them again.
+    """
+    if key_hash is not None and key_hash != req.key_hash:
+        raise ProtocolError(
+            403,
+            "replica_forbidden",
+            "this replica id belongs to another device (its key does not match): take a new replica id "
+            "(edgesql replicas do this themselves)",
+        )
+    if high > req.high:
+        raise ProtocolError(
+            409,
+            "replica_conflict",
+            f"the primary holds changes up to seq {high} from this replica id, and this copy of the "
+            f"database knows of seqs up to {req.high} only: it is a restored backup or a copy. "
+            "Take a new replica id and sync again (edgesql replicas do this themselves)",
+        )
+
+
+def snapshot_json(at: int, tbl: str | None, pk: str | None, done: bool) -> str:
+    """The answer's ``snapshot`` field."""
+    return json.dumps(
+        {"at": at, "tbl": tbl or "", "pk": pk or "", "done": done}, separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def _int(d: dict[str, Any], key: str, lo: int, hi: int) -> int:
@@ -178,13 +272,43 @@ def parse_request(body: Any) -> SyncRequest:
         raise ProtocolError(
             413, "page_too_large", f"at most {MAX_PAGE_CHANGES} changes per page, got {len(changes)}"
         )
+    key = body.get("key")
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise ProtocolError(
+            400, "bad_request", "'key' must be the replica's key, 16-128 characters of [A-Za-z0-9_-]"
+        )
+    high = _int(body, "high", 0, MAX_SEQ)
+    snapshot = _snapshot(body.get("snapshot"))
     kept, refused = _screen(changes, measure=False)
     page = _page_json(kept)
     if page is None:
         # Some change may be over the size limit, or not Unicode: measure each one.
         kept, refused = _screen(changes, measure=True)
         page = _dumps(kept)
-    return SyncRequest(replica, schema, cursor, kept, limit, refused, page)
+    return SyncRequest(replica, key, schema, cursor, high, kept, limit, refused, page, snapshot)
+
+
+def _snapshot(v: Any) -> Snapshot | None:
+    if v is None:
+        return None
+    at = v.get("at") if type(v) is dict else None
+    if (
+        type(v) is not dict
+        or not (at is None or (type(at) is int and 0 <= at <= MAX_SEQ))
+        or type(v.get("tbl")) is not str
+        or type(v.get("pk")) is not str
+        or len(v["tbl"]) > MAX_POSITION_CHARS
+        or len(v["pk"]) > MAX_POSITION_CHARS
+        or not v["pk"].isascii()
+        or not v["tbl"].isprintable()
+    ):
+        raise ProtocolError(
+            400,
+            "bad_request",
+            f'\'snapshot\' must be null or {{"at": seq or null, "tbl": text, "pk": text}} '
+            f"(at most {MAX_POSITION_CHARS} characters each), as the primary's last answer gave it",
+        )
+    return Snapshot(at, v["tbl"], v["pk"])
 
 
 def _dumps(changes: list[list[Any]]) -> str:

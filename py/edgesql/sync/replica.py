@@ -1,12 +1,20 @@
-"""The CPython replica's sync engine: the same protocol and SQL as the browser worker.
+"""The CPython replica's sync loop: the same protocol, SQL and rules as the browser worker.
 
-It fetches the primary's schema document, applies its migrations, triggers
-and statement programs, then pushes the outbox and applies pulled pages by
-running those programs — it decides nothing itself. A background task syncs
-after local writes (debounced), every ``interval`` seconds, and backs off
-exponentially with jitter when the primary cannot be reached; when the
-primary answers with ``Retry-After`` (429 ``rate_limited``, 503) it waits at
-least that long. Failures never lose or reorder the outbox.
+It fetches the primary's schema document and migrates to it (:mod:`.migrate`),
+then runs rounds: build the request with the document's SQL programs, send it,
+react to the answer as :mod:`.rules` says, and hand the answer to the programs
+(acknowledgements, rejections, the pulled page, the snapshot's position). It
+decides nothing about data itself; the browser's worker (``worker/sync.js``)
+runs the same steps.
+
+Sync never sees or disturbs the app's open transaction: it shares the app's
+connection, so every step that reads the outbox or writes waits until no
+transaction is open (``when_idle``), then runs without awaiting in between.
+
+A background task syncs after local writes (debounced), every ``interval``
+seconds, and backs off exponentially with jitter when the primary cannot be
+reached; after a ``Retry-After`` (429, 503) it waits at least that long.
+Failures never lose or reorder the outbox.
 """
 
 from __future__ import annotations
@@ -15,13 +23,13 @@ import asyncio
 import json
 import logging
 import random
-import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._split import split_statements
-from .protocol import DEFAULT_PULL_LIMIT, MAX_PAGE_BYTES, MAX_PAGE_CHANGES, PROTOCOL_VERSION
+from .._exceptions import ProgrammingError
+from .migrate import apply_schema_doc, cached_doc
+from .rules import RULES, reaction
 from .status import SyncError, SyncProgress, SyncResult, SyncStatus
 from .transport import HttpTransport, Response, Transport
 
@@ -29,12 +37,10 @@ __all__ = ["NativeReplica", "apply_schema_doc", "schema_url"]
 
 log = logging.getLogger("edgesql.sync")
 
-#: Wait after a local write before syncing, so a burst goes in one round.
-DEBOUNCE_S = 0.05
-BACKOFF_BASE_S = 0.5
-BACKOFF_MAX_S = 60.0
-#: After a Retry-After of t seconds the next try comes between t and (1 + this) * t.
-RETRY_AFTER_JITTER = 0.25
+NOT_UTF8 = (
+    "a TEXT value in the change is not valid UTF-8 (bytes stored as TEXT, e.g. with CAST(x AS TEXT)), "
+    "so no primary can store it and no device could read it: store bytes as a BLOB"
+)
 
 
 def schema_url(sync_url: str) -> str:
@@ -42,50 +48,8 @@ def schema_url(sync_url: str) -> str:
     return sync_url.rstrip("/") + "/schema"
 
 
-def apply_schema_doc(conn: sqlite3.Connection, doc: dict[str, Any]) -> None:
-    """Bring a local database to the schema document's version, in one transaction.
-
-    Runs the migrations this database has not seen, then replaces edgesql's
-    capture triggers and statement programs with the document's.
-    """
-    client = doc["client"]
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for sql in client["setup"]:
-            conn.execute(sql)
-        local = conn.execute("SELECT schema_version FROM _edgesql_state WHERE id = 1").fetchone()[0]
-        if local > doc["version"]:
-            raise SyncError(
-                f"this database is at schema version {local}, ahead of the primary's {doc['version']}: "
-                "the primary's migrations were rolled back",
-                code="schema_ahead",
-            )
-        conn.execute("UPDATE _edgesql_state SET applying = 1 WHERE id = 1")
-        for m in doc["migrations"]:
-            if m["version"] > local:
-                for stmt in split_statements(m["sql"]):
-                    conn.execute(stmt)
-        triggers = conn.execute(
-            "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name LIKE '\\_edgesql\\_%' ESCAPE '\\'"
-        ).fetchall()
-        for (name,) in triggers:
-            conn.execute(f'DROP TRIGGER "{name.replace(chr(34), chr(34) * 2)}"')
-        for sql in client["triggers"]:
-            conn.execute(sql)
-        conn.execute("DELETE FROM _edgesql_sql")
-        for name, stmts in client["programs"].items():
-            conn.execute("INSERT INTO _edgesql_sql (name, sql) VALUES (?, ?)", (name, json.dumps(stmts)))
-        conn.execute(
-            "INSERT OR REPLACE INTO _edgesql_schema (version, doc) VALUES (?, ?)",
-            (doc["version"], json.dumps(doc)),
-        )
-        conn.execute(
-            "UPDATE _edgesql_state SET schema_version = ?, applying = 0 WHERE id = 1", (doc["version"],)
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+async def _always_idle() -> None:
+    return None
 
 
 class NativeReplica:
@@ -99,6 +63,7 @@ class NativeReplica:
         transport: Transport | None = None,
         interval: float | None = 30.0,
         on_change: Callable[[set[str]], None] | None = None,
+        when_idle: Callable[[], Awaitable[None]] = _always_idle,
     ) -> None:
         if not sync_url.startswith(("http://", "https://")):
             raise SyncError(
@@ -110,6 +75,7 @@ class NativeReplica:
         self._transport = transport or HttpTransport()
         self._interval = interval
         self._on_change = on_change
+        self._when_idle = when_idle
         self._programs: dict[str, list[str]] = {}
         self._last_error: str | None = None
         self._online = False
@@ -128,12 +94,12 @@ class NativeReplica:
             self._task = asyncio.create_task(self._background(), name="edgesql-sync")
 
     async def ensure_schema(self) -> None:
-        """Apply the primary's schema if it is newer than ours; offline, use the cached one."""
+        """Migrate to the primary's schema if it moved on; offline, use the cached one."""
         try:
             resp = await self._transport.request("GET", schema_url(self.url), None, self._headers())
         except OSError as e:
             self._online = False
-            if self._cached_doc() is None:
+            if cached_doc(self._conn) is None:
                 raise SyncError(
                     f"cannot reach the primary at {self.url} ({e}) and this database has never synced: "
                     "the first start needs the network to fetch the schema",
@@ -144,27 +110,22 @@ class NativeReplica:
         self._online = True
         if resp.status != 200:
             err = self._http_error(resp)
-            if (resp.status == 429 or resp.status >= 500) and self._cached_doc() is not None:
+            if resp.status in RULES["schema_fallback_statuses"] and cached_doc(self._conn) is not None:
                 # The primary's trouble (rate limit, outage), not this database's: start on
                 # the cached schema, as offline. A 401 or 409 is a setup error and is raised.
                 self._last_error = str(err)
                 self._load_programs()
                 return
             raise err
-        doc = json.loads(resp.body)
-        cached = self._cached_doc()
-        if cached is None or cached["version"] < doc["version"] or cached.get("client") != doc.get("client"):
-            apply_schema_doc(self._conn, doc)
-        self._load_programs()
-
-    def _cached_doc(self) -> dict[str, Any] | None:
         try:
-            row = self._conn.execute(
-                "SELECT doc FROM _edgesql_schema ORDER BY version DESC LIMIT 1"
-            ).fetchone()
-        except sqlite3.OperationalError:  # never synced: no edgesql tables yet
-            return None
-        return json.loads(row[0]) if row else None
+            doc = json.loads(resp.body)
+        except ValueError as e:
+            raise SyncError(f"the primary's schema document is not JSON ({e})", code="bad_response") from None
+        cached = cached_doc(self._conn)
+        if cached is None or cached["version"] < doc["version"] or cached.get("client") != doc.get("client"):
+            await self._when_idle()
+            apply_schema_doc(self._conn, doc, cached)
+        self._load_programs()
 
     def _load_programs(self) -> None:
         rows = self._conn.execute("SELECT name, sql FROM _edgesql_sql").fetchall()
@@ -190,7 +151,7 @@ class NativeReplica:
         try:
             body = json.loads(resp.body)
             code, message = body.get("error", "http_error"), body.get("message", "")
-        except ValueError:
+        except (ValueError, AttributeError):
             code, message = "http_error", resp.body[:200].decode(errors="replace")
         retry = resp.headers.get("retry-after")
         return SyncError(
@@ -204,93 +165,167 @@ class NativeReplica:
         for sql in self._programs[name]:
             self._conn.execute(sql, params)
 
-    def _state(self) -> tuple[str, int, int]:
+    def _one(self, name: str, params: dict[str, Any]) -> Any:
+        return self._conn.execute(self._programs[name][0], params).fetchone()
+
+    def _atomic(self, work: Callable[[], None]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            work()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _page(self, limit: int) -> tuple[str, int]:
+        """The next page of the outbox (JSON) and its size; changes that can never be sent
+        (too large, not UTF-8) are rejected here first, locally, so the rest flows."""
+        for _ in range(100):
+            params = {"after": 0, "limit": limit, "bytes": RULES["push_bytes"]}
+            try:
+                page, _upto, n, oversized = self._one(
+                    "push_page", {**params, "max_cells": RULES["max_cells_bytes"]}
+                )
+            except sqlite3.OperationalError as e:
+                if "decode" not in str(e).lower():
+                    raise
+                self._reject_local(self._undecodable(limit))
+                continue
+            too_big = json.loads(oversized or "[]")
+            if not too_big:
+                return page, int(n)
+            self._reject_local(
+                [
+                    {
+                        "seq": s,
+                        "code": "too_large",
+                        "reason": f"the change is over {RULES['max_cells_bytes']:,} bytes encoded, more than a "
+                        "primary stores: store large files elsewhere and keep a reference",
+                    }
+                    for s in too_big
+                ]
+            )
+        raise SyncError("the outbox keeps yielding changes that cannot be sent", code="bad_outbox")
+
+    def _undecodable(self, limit: int) -> list[dict[str, Any]]:
+        bad = []
+        rows = self._conn.execute(
+            "SELECT seq, CAST(tbl AS BLOB), CAST(pk AS BLOB), CAST(cells AS BLOB) FROM _edgesql_outbox "
+            "ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        for seq, *texts in rows:
+            try:
+                for t in texts:
+                    bytes(t).decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append({"seq": seq, "code": "malformed", "reason": NOT_UTF8})
+        if not bad:
+            raise SyncError("the outbox holds text that is not UTF-8 beyond this page", code="bad_outbox")
+        return bad
+
+    def _reject_local(self, rejected: list[dict[str, Any]]) -> None:
+        for r in rejected:
+            log.warning("edgesql: change %s cannot be sent: %s (%s)", r["seq"], r["reason"], r["code"])
+        self._atomic(lambda: self._run("reject_local", {"rejected": json.dumps(rejected)}))
+        if self._on_change:
+            self._on_change({"*"})
+
+    def _state(self) -> tuple[str, int, int, bool]:
         row = self._conn.execute(
-            "SELECT replica, cursor, schema_version FROM _edgesql_state WHERE id = 1"
+            "SELECT s.replica, s.cursor, s.schema_version, r.snapshot IS NOT NULL "
+            "FROM _edgesql_state s, _edgesql_replica r WHERE s.id = 1 AND r.id = 1"
         ).fetchone()
-        return row[0], row[1], row[2]
+        return row[0], row[1], row[2], bool(row[3])
 
     async def round(
-        self, *, push_limit: int = MAX_PAGE_CHANGES, pull_limit: int = DEFAULT_PULL_LIMIT
+        self, *, push_limit: int = RULES["push_limit"], pull_limit: int = RULES["pull_limit"]
     ) -> tuple[int, int, bool]:
         """One request: push a page, pull a page. Returns (pushed, pulled, more to do)."""
-        replica, cursor, version = self._state()
-        page, n = "[]", 0
-        if push_limit:
-            page, _upto, n = self._conn.execute(
-                self._programs["push_page"][0], {"after": 0, "limit": push_limit, "bytes": MAX_PAGE_BYTES}
-            ).fetchone()
-        body = (
-            f'{{"v":{PROTOCOL_VERSION},"replica":"{replica}","schema":{version},"cursor":{cursor},'
-            f'"limit":{pull_limit},"changes":{page}}}'
-        ).encode()
+        await self._when_idle()
+        replica, cursor, _version, snapshotting = self._state()
+        page, n = self._page(push_limit) if push_limit else ("[]", 0)
+        (body,) = self._one("request", {"page": page, "limit": pull_limit, "cursor": None, "snapshot": None})
         try:
-            resp = await self._transport.request("POST", self.url, body, self._headers())
+            resp = await self._transport.request("POST", self.url, body.encode(), self._headers())
         except OSError as e:
             self._online = False
             raise SyncError(f"cannot reach the primary at {self.url}: {e}", code="offline") from None
         self._online = True
-        if resp.status == 409:
+        if resp.status != 200:
             err = self._http_error(resp)
-            if err.code == "replica_conflict":
-                # A restored or copied file: this copy takes a new id and pushes again.
-                new = secrets.token_hex(16)
-                log.warning(
-                    "edgesql: replica id %s is used by another copy of this database; now %s", replica, new
-                )
-                with self._conn:
-                    self._conn.execute("UPDATE _edgesql_state SET replica = ? WHERE id = 1", (new,))
+            todo = reaction(resp.status, err.code)
+            if todo == "rotate":
+                # A restored or copied file, or an id another device owns: this copy takes
+                # a new id and key and syncs again.
+                await self._when_idle()
+                self._atomic(lambda: self._run("rotate", {}))
+                log.warning("edgesql: replica id %s: %s; now %s", replica, err, self._state()[0])
+                return 0, 0, True
+            if todo == "migrate":
+                await self.ensure_schema()
+                if self._state()[2] == _version:
+                    raise SyncError(
+                        f"{err}; and the newer schema could not be fetched: nothing was sent, the next "
+                        "sync retries",
+                        code="schema_unavailable",
+                    )
                 return 0, 0, True
             raise err
-        if resp.status != 200:
-            raise self._http_error(resp)
         try:
             r = json.loads(resp.body)
             acked, changes, new_cursor = int(r["acked"]), r["changes"], int(r["cursor"])
+            rejected = r.get("rejected", [])
+            snapshot = r.get("snapshot")
         except (ValueError, KeyError, TypeError) as e:
             raise SyncError(
                 f"the primary's answer is not a sync response ({e})", code="bad_response"
             ) from None
-        if int(r.get("schema", version)) > version:
-            # Migrate before applying: the page may carry cells of columns this
-            # version does not have yet, and the old programs would drop them.
-            await self.ensure_schema()
-            if self._state()[2] < int(r["schema"]):
-                raise SyncError(
-                    f"the primary is at schema version {r['schema']} and its schema could not be fetched; "
-                    "nothing was applied, the next sync retries",
-                    code="schema_unavailable",
-                )
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
+        await self._when_idle()
+
+        def apply() -> None:
             self._run(
                 "ack",
                 {
                     "acked": acked if n else 0,
-                    "rejected": json.dumps(r.get("rejected", [])),
+                    "rejected": json.dumps(rejected),
                     "server_hlc": str(r.get("server_hlc", "0")),
                 },
             )
-            if changes or new_cursor != cursor:
-                self._run("apply", {"page": json.dumps(changes), "cursor": new_cursor, "me": replica})
-        if r.get("rejected"):
-            for rej in r["rejected"]:
-                log.warning(
-                    "edgesql: the primary rejected change %s: %s (%s)",
-                    rej.get("seq"),
-                    rej.get("reason"),
-                    rej.get("code"),
-                )
-        if (changes or r.get("rejected")) and self._on_change:
+            if snapshot is not None and not snapshotting:
+                # The primary says to start from its state (the log before its last
+                # migration holds values from before it).
+                self._run("begin_snapshot", {})
+            if changes or (snapshot is None and new_cursor != cursor):
+                at = self._conn.execute("SELECT cursor FROM _edgesql_state WHERE id = 1").fetchone()[0]
+                cur = at if snapshot is not None else new_cursor
+                self._run("apply", {"page": json.dumps(changes), "cursor": cur, "me": replica})
+            if snapshot is not None:
+                if snapshot.get("done"):
+                    self._run("snapshot_done", {"cursor": new_cursor})
+                else:
+                    self._run("snapshot_position", {"snapshot": json.dumps(snapshot)})
+
+        self._atomic(apply)
+        for rej in rejected:
+            log.warning(
+                "edgesql: the primary rejected change %s: %s (%s)",
+                rej.get("seq"),
+                rej.get("reason"),
+                rej.get("code"),
+            )
+        if (changes or rejected or (snapshot or {}).get("done")) and self._on_change:
             tables = {c[2] for c in changes if isinstance(c, list) and len(c) > 2}
-            self._on_change(tables | ({"*"} if r.get("rejected") else set()))
+            self._on_change(tables | ({"*"} if rejected or (snapshot or {}).get("done") else set()))
         more = bool(r.get("more")) or (n > 0 and self._pending() > 0)
         if r.get("more"):
             applied = (self._progress.applied if self._progress else 0) + len(changes)
-            self._progress = SyncProgress(applied, applied + int(r.get("remaining", 0)))
+            total = None if snapshot is not None else applied + int(r.get("remaining", 0))
+            self._progress = SyncProgress(applied, total)
         else:
             self._progress = None
-        return n - len(r.get("rejected", [])), len(changes), more
+        return n - len(rejected), len(changes), more
 
     def _pending(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM _edgesql_outbox").fetchone()[0])
@@ -328,10 +363,11 @@ class NativeReplica:
 
     async def _background(self) -> None:
         failures = 0
+        assert self._interval is not None
         while not self._closed:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
-                await asyncio.sleep(DEBOUNCE_S)
+                await asyncio.sleep(RULES["debounce_ms"] / 1000)
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -352,11 +388,13 @@ class NativeReplica:
                 if retry_after is not None:
                     # The primary said when (429, 503): never sooner. Jitter only adds,
                     # and a local write does not cut the wait short (it would be refused too).
-                    delay = retry_after * (1 + RETRY_AFTER_JITTER * random.random())
+                    delay = retry_after * (1 + RULES["retry_after_jitter"] * random.random())
                     log.info("edgesql: sync refused (%s); retrying in %.1f s as asked", e, delay)
                     await asyncio.sleep(delay)
                 else:
-                    delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (failures - 1))
+                    delay = (
+                        min(RULES["backoff_max_ms"], RULES["backoff_base_ms"] * 2 ** (failures - 1)) / 1000
+                    )
                     delay *= 0.5 + random.random()  # jitter: replicas that failed together retry apart
                     log.info("edgesql: sync failed (%s); retrying in %.1f s", e, delay)
                     try:
@@ -376,3 +414,12 @@ class NativeReplica:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
+
+
+def refuse_sync_in_transaction() -> ProgrammingError:
+    """``db.sync()`` inside the app's own transaction would wait for that transaction to end."""
+    return ProgrammingError(
+        "db.sync() inside a transaction would wait for the transaction to end, which waits for "
+        "db.sync(): call it after the `async with db.transaction()` block (a sync only ever "
+        "sends committed writes)"
+    )

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from .._exceptions import ProgrammingError
 
-__all__ = ["Column", "Migration", "Schema", "SchemaError", "Table", "analyze", "load_migrations"]
+__all__ = ["Column", "Migration", "Schema", "SchemaError", "Table", "affinity", "analyze", "load_migrations"]
 
 LOCAL_PREFIX = "local_"
 RESERVED_PREFIX = "_edgesql_"
@@ -63,6 +63,31 @@ class Table:
     def value_columns(self) -> tuple[Column, ...]:
         """The columns that are not part of the primary key."""
         return tuple(c for c in self.columns if c.name not in self.pk)
+
+    @property
+    def key_affinity(self) -> str:
+        """The type affinity of each key column, one letter each (see :func:`affinity`)."""
+        types = {c.name: c.type for c in self.columns}
+        return "".join(affinity(types[k]) for k in self.pk)
+
+
+def affinity(declared: str) -> str:
+    """SQLite's type affinity of a column declared ``declared`` (section 3.1 of its datatype
+    page): ``I`` INTEGER, ``T`` TEXT, ``B`` BLOB (none), ``R`` REAL, ``N`` NUMERIC.
+
+    A key's canonical form depends on it: a TEXT column stores the integer 123 as the
+    text '123', an INTEGER column stores the text '123' as the integer 123.
+    """
+    t = declared.upper()
+    if "INT" in t:
+        return "I"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "T"
+    if "BLOB" in t or not t:
+        return "B"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "R"
+    return "N"
 
 
 @dataclass(frozen=True)
@@ -220,11 +245,22 @@ def _table(conn: _Conn, name: str) -> Table:
                 f"unique across devices, {local}.",
             )
     for col in columns:
-        if col.name in pk_cols and any(t in col.type.upper() for t in ("REAL", "FLOA", "DOUB")):
+        if col.name in pk_cols and affinity(col.type) == "R":
             raise _fail(
                 name, f"primary key column {col.name!r} is declared {col.type}", "Use TEXT or INTEGER keys."
             )
     for _seq, iname, unique, origin, _partial in _rows(conn, f"SELECT * FROM pragma_index_list('{q}')"):
+        if origin == "pk":
+            for _n, _cid, col, _desc, coll, key in _rows(
+                conn, f"SELECT * FROM pragma_index_xinfo('{iname.replace(chr(39), chr(39) * 2)}')"
+            ):
+                if key and col is not None and str(coll).upper() != "BINARY":
+                    raise _fail(
+                        name,
+                        f"primary key column {col!r} is COLLATE {coll}: rows whose keys differ only in case "
+                        "or trailing spaces would be one row to SQLite and two to every other device",
+                        f"Drop the COLLATE from the key (store the key normalized, e.g. lower(...)), {local}.",
+                    )
         if unique and origin != "pk":
             cols = [
                 r[0]

@@ -9,11 +9,18 @@ with ``json_each``; an AFTER INSERT trigger per table applies each change
 cell by cell (last writer wins on (HLC, replica)) and rebuilds the row from
 the clock, so the app's tables can be queried with plain SQL.
 
-A push is answered in three steps, each one statement:
-``check``   the page's problems (unknown table or column, stamps from the
-            future, a replica id used by another copy), as JSON;
-``push``    insert the page's good changes (a replayed seq changes nothing);
-``pull``    the next page of other replicas' changes after the cursor.
+A push is answered in these steps, each one statement:
+``replica``  who the replica id belongs to (the digest of its key), the highest
+             seq the primary holds from it, and where the log was cut by the last
+             migration (the *horizon*);
+``check``    the page's problems (a key not in its one canonical form, an unknown
+             table or column, stamps from the future, a replica id used by another
+             copy), as JSON;
+``register`` bind the replica id to its key, the first time;
+``push``     insert the page's good changes (a replayed seq changes nothing);
+``pull``     the next page of other replicas' changes after the cursor, or
+``snapshot`` a page of the primary's current state, by key (a replica that is new
+             after a migration, or has just migrated, starts from this).
 """
 
 from __future__ import annotations
@@ -22,7 +29,18 @@ import json
 from collections.abc import Iterable
 
 from .clientsql import EXISTS, client_doc
-from .codec import POW2_DDL, POW2_FILL, POW2_INDEX, decode, key_decode, quote_ident, quote_text
+from .codec import (
+    POW2_DDL,
+    POW2_FILL,
+    POW2_INDEX,
+    decode,
+    differs,
+    encode,
+    key_decode,
+    key_encode,
+    quote_ident,
+    quote_text,
+)
 from .schema import Schema, Table
 
 __all__ = [
@@ -30,9 +48,15 @@ __all__ = [
     "MAX_CELLS_BYTES",
     "MAX_PARAMS",
     "MAX_SQL_BYTES",
+    "MIGRATION_REPLICA",
     "PULL",
+    "PULL_SCAN_ROWS",
     "PUSH",
+    "REGISTER",
+    "REPLICA",
     "SERVER_HLC",
+    "SNAPSHOT",
+    "refresh_after_migration",
     "schema_document",
     "server_setup",
 ]
@@ -47,6 +71,12 @@ MAX_CELLS_BYTES = 1_900_000
 #: A stamp more than this far ahead of the primary's clock is refused: a device
 #: whose clock runs ahead would otherwise win every conflict for as long.
 MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+#: Log rows one pull reads at most, whoever wrote them: a replica's own changes are
+#: skipped, not sent, and a long run of them must not make one request scan the log.
+PULL_SCAN_ROWS = 20_000
+#: The writer of the cells a migration made or changed on the primary. Not a valid
+#: replica id ("~" is outside [A-Za-z0-9_-]), so no replica can push under it.
+MIGRATION_REPLICA = "~migration"
 
 _NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 
@@ -79,13 +109,26 @@ def server_setup(schema: Schema, existing_triggers: Iterable[str] = ()) -> list[
         "hlc INTEGER NOT NULL, replica TEXT NOT NULL, val, PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID",
         # Which table/column names a change may carry (validation in SQL, same on every primary).
         "CREATE TABLE IF NOT EXISTS _edgesql_columns (tbl TEXT NOT NULL, col TEXT NOT NULL, PRIMARY KEY (tbl, col)) WITHOUT ROWID",
-        "CREATE TABLE IF NOT EXISTS _edgesql_tables (tbl TEXT PRIMARY KEY, npk INTEGER NOT NULL) WITHOUT ROWID",
+        # kaff: the type affinity of each key column, one letter each (schema.affinity):
+        # CHECK accepts a key only in the one form that column stores it in.
+        "CREATE TABLE IF NOT EXISTS _edgesql_keys (tbl TEXT PRIMARY KEY, npk INTEGER NOT NULL, "
+        "kaff TEXT NOT NULL) WITHOUT ROWID",
+        # Each replica id belongs to the device that first used it: the digest of its key.
+        "CREATE TABLE IF NOT EXISTS _edgesql_replicas (replica TEXT PRIMARY KEY, key_hash TEXT NOT NULL, "
+        "created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))) WITHOUT ROWID",
+        # The log seq at the last migration: replaying the log from before it gives
+        # pre-migration values, so a replica whose cursor is below it takes a snapshot.
+        "CREATE TABLE IF NOT EXISTS _edgesql_horizon (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)",
+        "INSERT OR IGNORE INTO _edgesql_horizon (id, seq) VALUES (1, 0)",
         "DELETE FROM _edgesql_columns",
-        "DELETE FROM _edgesql_tables",
+        "DELETE FROM _edgesql_keys",
+        "DROP TABLE IF EXISTS _edgesql_tables",
     ]
     for t in schema.tables:
         tl = quote_text(t.name)
-        out.append(f"INSERT INTO _edgesql_tables (tbl, npk) VALUES ({tl}, {len(t.pk)})")
+        out.append(
+            f"INSERT INTO _edgesql_keys (tbl, npk, kaff) VALUES ({tl}, {len(t.pk)}, {quote_text(t.key_affinity)})"
+        )
         for name in [c.name for c in t.value_columns] + [EXISTS]:
             out.append(f"INSERT INTO _edgesql_columns (tbl, col) VALUES ({tl}, {quote_text(name)})")
     # Apply triggers are rebuilt for the current schema; a stale one would name
@@ -167,12 +210,24 @@ def apply_trigger(t: Table) -> str:
 
 # Both are CASEs, not ANDs: SQLite does not promise to evaluate AND left to right,
 # and `->>` on a value that is no JSON (a plain string cell) raises an error.
+#
+# A key part is accepted only in the one form the key column stores it in (its
+# affinity, `a`): two spellings of one row's key would be two rows to every clock and
+# one row to the table. An integer in a TEXT column is stored as text ('123'); a text
+# that looks like a number in an INTEGER or NUMERIC column is stored as that number
+# (`x = CAST(x AS NUMERIC)` is true exactly then: the CAST gives the right side NUMERIC
+# affinity, which converts the left side before comparing, as the column would).
 _VALID_KEY_PART = (
     "CASE WHEN k.type IS NOT 'text' THEN 0 WHEN substr(k.value, 1, 1) = 'i' "
-    "THEN CAST(CAST(substr(k.value, 2) AS INTEGER) AS TEXT) = substr(k.value, 2) "
-    "WHEN substr(k.value, 1, 1) IN ('t', 'b') THEN length(k.value) % 2 = 1 "
-    "AND substr(k.value, 2) NOT GLOB '*[^0-9A-F]*' ELSE 0 END"
+    "THEN CAST(CAST(substr(k.value, 2) AS INTEGER) AS TEXT) = substr(k.value, 2) AND a != 'T' "
+    "WHEN substr(k.value, 1, 1) IN ('t', 'b') THEN CASE WHEN length(k.value) % 2 = 1 "
+    "AND substr(k.value, 2) NOT GLOB '*[^0-9A-F]*' THEN CASE WHEN substr(k.value, 1, 1) = 'b' OR a IN ('T', 'B') "
+    "THEN 1 ELSE NOT (CAST(unhex(substr(k.value, 2)) AS TEXT) = CAST(CAST(unhex(substr(k.value, 2)) AS TEXT) AS NUMERIC)) "
+    "END ELSE 0 END ELSE 0 END"
 )
+# The whole key text as the codec writes it: minified (json() gives the same text back),
+# no escapes, one part per key column.
+_CANONICAL_KEY = "json_valid(pk) AND json_type(pk) IS 'array' AND json(pk) = pk AND instr(pk, '\\') = 0"
 # 1 for a well-formed cell, else 0: never NULL, which min() would skip (so ["i", null]
 # once passed). Every payload is a JSON string: decode() cuts ["i","42"] by position.
 _VALID_VALUE = (
@@ -218,13 +273,16 @@ WITH page AS MATERIALIZED (SELECT jsonb(p.value) AS v FROM json_each(?1) p
       WHEN n != 6 OR seq_type IS NOT 'integer' OR seq < 1 OR tbl_type IS NOT 'text' OR pk_type IS NOT 'text'
         OR hlc_type IS NOT 'text' OR cells_type IS NOT 'object' OR txend_type IS NOT 'integer'
         OR CAST(CAST(hlc_text AS INTEGER) AS TEXT) IS NOT hlc_text OR CAST(hlc_text AS INTEGER) < 0
-        OR NOT json_valid(pk) OR json_type(pk) IS NOT 'array'
+        OR NOT ({_CANONICAL_KEY})
         THEN 'malformed'
       WHEN npk IS NULL THEN 'unknown_table'
-      WHEN json_array_length(pk) != npk OR EXISTS (SELECT 1 FROM json_each(pk) k WHERE NOT ({_VALID_KEY_PART}))
+      WHEN json_array_length(pk) != npk
+        OR EXISTS (SELECT 1 FROM (SELECT k.type, k.value, substr(kaff, k.key + 1, 1) AS a FROM json_each(pk) k) k
+                   WHERE NOT ({_VALID_KEY_PART}))
         THEN 'malformed'
       ELSE coalesce(
-        (SELECT CASE WHEN count(*) = 0 THEN 'malformed' WHEN count(c.col) < count(*) THEN 'unknown_column'
+        (SELECT CASE WHEN count(*) = 0 OR count(DISTINCT j.key) < count(*) THEN 'malformed'
+                     WHEN count(c.col) < count(*) THEN 'unknown_column'
                      WHEN min({_VALID_VALUE}) = 0 THEN 'malformed' END
          FROM json_each(v, '$[4]') j LEFT JOIN _edgesql_columns c ON c.tbl = ch.tbl AND c.col = j.key),
         CASE
@@ -234,10 +292,11 @@ WITH page AS MATERIALIZED (SELECT jsonb(p.value) AS v FROM json_each(?1) p
             THEN 'replica_conflict'
         END)
     END AS code
-  FROM (SELECT ch.*, (SELECT npk FROM _edgesql_tables t WHERE t.tbl = ch.tbl) AS npk FROM ch) ch
+  FROM (SELECT ch.*, t.npk, t.kaff FROM ch LEFT JOIN _edgesql_keys t ON t.tbl = ch.tbl) ch
 )
 SELECT coalesce(json_group_array(json_object('seq', seq, 'code', code, 'reason', CASE code
-    WHEN 'malformed' THEN 'the change is not [seq, table, key, hlc, {{column: value}}, txend] with edgesql''s encodings'
+    WHEN 'malformed' THEN 'the change is not [seq, table, key, hlc, {{column: value}}, txend] with edgesql''s encodings '
+      || '(the key in its one canonical form for the table''s key columns, each column once)'
     WHEN 'unknown_table' THEN 'no synced table ' || quote(tbl) || ' in the primary''s schema (version mismatch?)'
     WHEN 'unknown_column' THEN 'table ' || quote(tbl) || ' has no synced column ' || quote(
       (SELECT j.key FROM json_each(v, '$[4]') j LEFT JOIN _edgesql_columns c ON c.tbl = coded.tbl AND c.col = j.key
@@ -248,10 +307,25 @@ SELECT coalesce(json_group_array(json_object('seq', seq, 'code', code, 'reason',
 FROM coded WHERE code IS NOT NULL
 """
 
+#: Who owns a replica id, the highest seq the primary holds from it, and the horizon.
+#: Params: ?1 replica. One row: key_hash (NULL before its first request), high, horizon.
+REPLICA = """
+SELECT (SELECT key_hash FROM _edgesql_replicas WHERE replica = ?1) AS key_hash,
+       coalesce((SELECT max(rseq) FROM _edgesql_changes WHERE replica = ?1), 0) AS high,
+       coalesce((SELECT seq FROM _edgesql_horizon WHERE id = 1), 0) AS horizon
+"""
+
+#: Bind a replica id to the digest of its key, the first time it is used. Params: ?1 replica, ?2 key digest.
+REGISTER = (
+    "INSERT INTO _edgesql_replicas (replica, key_hash) VALUES (?1, ?2) ON CONFLICT (replica) DO NOTHING"
+)
+
 #: Insert a page's changes (those not excluded); a seq already stored changes nothing.
-#: Params: ?1 page, ?2 replica, ?3 JSON array of seqs to leave out.
+#: Params: ?1 page, ?2 replica, ?3 JSON array of seqs to leave out, ?4 the replica's key digest.
 #: Each change is parsed once, into JSONB, as in CHECK; ``->`` renders its cells
-#: as minified JSON text.
+#: as minified JSON text. Only the owner of the replica id inserts anything: D1 checks
+#: ownership before its batch, and this keeps a request that raced another device's
+#: first use of the id from writing under it.
 PUSH = """
 WITH page AS MATERIALIZED (SELECT p.key AS i, jsonb(p.value) AS v FROM json_each(?1) p)
 INSERT INTO _edgesql_changes (replica, rseq, tbl, pk, hlc, cells, txend)
@@ -259,37 +333,144 @@ SELECT ?2, v ->> '$[0]', v ->> '$[1]', v ->> '$[2]', CAST(v ->> '$[3]' AS INTEGE
        v -> '$[4]', coalesce(v ->> '$[5]', 0)
 FROM page
 WHERE v ->> '$[0]' NOT IN (SELECT value FROM json_each(?3))
+  AND (SELECT key_hash FROM _edgesql_replicas WHERE replica = ?2) IS ?4
 ORDER BY i
 ON CONFLICT (replica, rseq) DO NOTHING
 """
 
 #: The next page for a replica: other replicas' changes after the cursor, up to
 #: ?3 changes and about ?4 bytes, cut at the end of a transaction when one ends
-#: inside. Params: ?1 cursor, ?2 replica, ?3 limit, ?4 bytes.
-#: Returns the page (JSON), the new cursor, its size, and how many remain, named
-#: (D1 hands rows to JavaScript as objects keyed by column name).
+#: inside, reading at most ?5 log rows. Params: ?1 cursor, ?2 replica, ?3 limit,
+#: ?4 bytes, ?5 rows to scan (PULL_SCAN_ROWS).
+#: Returns the page (JSON), the new cursor, its size, and an estimate of how many
+#: changes remain (an upper bound: the replica's own changes are counted too; an
+#: exact count would read the rest of the log), named (D1 hands rows to JavaScript
+#: as objects keyed by column name).
 #: Sizes are UTF-8 bytes (``length(CAST(x AS BLOB))``), not characters: D1's
 #: 2,000,000-byte limit on a value counts bytes, and a page of 4-byte characters
 #: measured in characters would be four times over it.
 PULL = """
-WITH page AS (
-  SELECT seq, replica, tbl, pk, hlc, cells, txend,
-         sum(length(CAST(cells AS BLOB)) + length(pk) + length(CAST(tbl AS BLOB)) + 80) OVER (ORDER BY seq) AS bytes
-  FROM _edgesql_changes WHERE seq > ?1 AND replica != ?2 ORDER BY seq LIMIT ?3
+WITH win AS MATERIALIZED (
+  SELECT seq, replica FROM _edgesql_changes WHERE seq > ?1 ORDER BY seq LIMIT ?5
+), page AS (
+  SELECT c.seq, c.replica, c.tbl, c.pk, c.hlc, c.cells, c.txend,
+         sum(length(CAST(c.cells AS BLOB)) + length(c.pk) + length(CAST(c.tbl AS BLOB)) + 80) OVER (ORDER BY c.seq) AS bytes
+  FROM win w JOIN _edgesql_changes c ON c.seq = w.seq WHERE w.replica != ?2 ORDER BY c.seq LIMIT ?3
 ), cut AS (
   SELECT coalesce((SELECT max(seq) FROM page WHERE txend = 1 AND bytes <= ?4),
                   (SELECT max(seq) FROM page WHERE bytes <= ?4),
                   (SELECT min(seq) FROM page)) AS upto
-), sent AS (SELECT * FROM page, cut WHERE seq <= upto ORDER BY seq)
+), sent AS (SELECT * FROM page, cut WHERE seq <= upto ORDER BY seq),
+next AS (
+  -- After the last change sent; or, when every change of others in the window was
+  -- sent, after the window (past this replica's own changes in it).
+  SELECT CASE WHEN EXISTS (SELECT 1 FROM win WHERE seq > coalesce((SELECT max(seq) FROM sent), ?1) AND replica != ?2)
+              THEN coalesce((SELECT max(seq) FROM sent), ?1)
+              ELSE coalesce((SELECT max(seq) FROM win), ?1) END AS cursor
+)
 SELECT coalesce((SELECT json_group_array(json_array(seq, replica, tbl, pk, CAST(hlc AS TEXT), json(cells), txend)) FROM sent), '[]') AS page,
-       -- An empty page moves the cursor past this replica's own changes, but
-       -- only when nothing from others is left (a page can be empty because ?3 is 0).
-       coalesce((SELECT max(seq) FROM sent),
-                CASE WHEN EXISTS (SELECT 1 FROM _edgesql_changes WHERE seq > ?1 AND replica != ?2) THEN ?1
-                     ELSE (SELECT max(seq) FROM _edgesql_changes) END, ?1) AS next_cursor,
+       (SELECT cursor FROM next) AS next_cursor,
        (SELECT count(*) FROM sent) AS n,
-       (SELECT count(*) FROM _edgesql_changes WHERE seq > coalesce((SELECT max(seq) FROM sent), ?1) AND replica != ?2) AS remaining
+       max(0, coalesce((SELECT max(seq) FROM _edgesql_changes), 0) - (SELECT cursor FROM next)) AS remaining
 """
+
+#: A page of the primary's current state, for a replica that must start from it: every
+#: key of every synced table after the position (?1 table, ?2 key), up to ?3 keys and
+#: about ?4 bytes, in (table, key) order, tombstones included (so that an older change
+#: pulled later cannot bring a deleted row back). Each key's cells become changes of the
+#: pull's shape, one per stamp, with seq 0: [0, replica, table, key, hlc, cells, 1].
+#: Returns the page, the position of its last key, its size, and whether keys remain.
+SNAPSHOT = f"""
+WITH keys AS MATERIALIZED (
+  SELECT DISTINCT tbl, pk FROM _edgesql_clock WHERE (tbl, pk) > (?1, ?2) ORDER BY tbl, pk LIMIT ?3
+), changes AS (
+  SELECT c.tbl, c.pk, c.hlc, c.replica, '{{' || group_concat(json_quote(c.col) || ':' || {encode("c.val")}, ',') || '}}' AS cells
+  FROM keys k JOIN _edgesql_clock c ON c.tbl = k.tbl AND c.pk = k.pk GROUP BY c.tbl, c.pk, c.hlc, c.replica
+), sized AS MATERIALIZED (
+  SELECT *, sum(length(CAST(cells AS BLOB)) + length(pk) + length(CAST(tbl AS BLOB)) + 80)
+              OVER (ORDER BY tbl, pk, hlc, replica) AS bytes FROM changes
+), over AS MATERIALIZED (
+  SELECT tbl, pk FROM sized WHERE bytes > ?4 ORDER BY tbl, pk LIMIT 1
+), sent AS MATERIALIZED (
+  -- Whole keys only, up to the first one that goes over the bytes; that one alone
+  -- when it is the first of the page.
+  SELECT * FROM sized WHERE NOT EXISTS (SELECT 1 FROM over) OR (tbl, pk) < (SELECT tbl, pk FROM over)
+     OR ((tbl, pk) = (SELECT tbl, pk FROM over)
+         AND NOT EXISTS (SELECT 1 FROM sized s WHERE (s.tbl, s.pk) < (SELECT tbl, pk FROM over)))
+), last AS (SELECT tbl, pk FROM sent ORDER BY tbl DESC, pk DESC LIMIT 1)
+SELECT coalesce((SELECT json_group_array(json_array(0, replica, tbl, pk, CAST(hlc AS TEXT), json(cells), 1))
+                 FROM (SELECT * FROM sent ORDER BY tbl, pk, hlc, replica)), '[]') AS page,
+       (SELECT tbl FROM last) AS last_tbl,
+       (SELECT pk FROM last) AS last_pk,
+       (SELECT count(*) FROM sent) AS n,
+       EXISTS (SELECT 1 FROM _edgesql_clock WHERE (tbl, pk) > (SELECT tbl, pk FROM last)) AS more
+"""
+
+#: Where the log stands: a snapshot starts here (its changes after this come from the log).
+LOG_END = "SELECT coalesce(max(seq), 0) AS seq FROM _edgesql_changes"
+
+
+def refresh_after_migration(schema: Schema) -> list[str]:
+    """Make the primary's clock hold what its tables hold after a migration (idempotent).
+
+    A migration may convert values (a REAL column rebuilt as TEXT), drop or add
+    columns and rows; the clock still holds the values from before, and a later
+    change would rebuild a row from them. So: cells of dropped tables and columns
+    go; a cell whose value the migration changed takes the table's value, keeping
+    its stamp (the change is the same change, migrated); a value the clock has no
+    cell for gets one, stamped now by :data:`MIGRATION_REPLICA`, unless it is the
+    column's default (a missing cell means the default everywhere); a row the
+    migration removed is deleted, one it made exists. Then the horizon moves to the
+    end of the log: replicas start again from a snapshot of this state.
+    """
+    now = f"({_NOW_MS} << 16)"
+    mig = quote_text(MIGRATION_REPLICA)
+    names = ", ".join(quote_text(t.name) for t in schema.tables) or "NULL"
+    out = [f"DELETE FROM _edgesql_clock WHERE tbl NOT IN ({names})"]
+    ex = quote_text(EXISTS)
+    for t in schema.tables:
+        tq, tl = quote_ident(t.name), quote_text(t.name)
+        key = key_encode([f"r.{quote_ident(c)}" for c in t.pk])
+        cols = ", ".join([quote_text(c.name) for c in t.value_columns] + [ex])
+        out.append(f"DELETE FROM _edgesql_clock WHERE tbl = {tl} AND col NOT IN ({cols})")
+        for c in t.value_columns:
+            cq, cl = quote_ident(c.name), quote_text(c.name)
+            out.append(
+                f"UPDATE _edgesql_clock SET val = r.{cq} FROM {tq} r WHERE _edgesql_clock.tbl = {tl} "
+                f"AND _edgesql_clock.pk = {key} AND _edgesql_clock.col = {cl} AND {differs('_edgesql_clock.val', f'r.{cq}')}"
+            )
+            # A missing cell means the column's default on every engine: only a value
+            # that is not the default needs one.
+            not_default = (
+                f" AND {differs(f'r.{cq}', f'({c.default})')}"
+                if c.default is not None
+                else f" AND r.{cq} IS NOT NULL"
+            )
+            out.append(
+                f"INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) SELECT {tl}, {key}, {cl}, {now}, {mig}, r.{cq} "
+                f"FROM {tq} r WHERE NOT EXISTS (SELECT 1 FROM _edgesql_clock k WHERE k.tbl = {tl} AND k.pk = {key} "
+                f"AND k.col = {cl}){not_default}"
+            )
+        out.append(
+            f"UPDATE _edgesql_clock SET val = 1 FROM {tq} r WHERE _edgesql_clock.tbl = {tl} "
+            f"AND _edgesql_clock.pk = {key} AND _edgesql_clock.col = {ex} AND _edgesql_clock.val IS NOT 1"
+        )
+        out.append(
+            f"INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) SELECT {tl}, {key}, {ex}, {now}, {mig}, 1 "
+            f"FROM {tq} r WHERE NOT EXISTS (SELECT 1 FROM _edgesql_clock k WHERE k.tbl = {tl} AND k.pk = {key} AND k.col = {ex})"
+        )
+        match = " AND ".join(
+            f"r.{quote_ident(c)} = {key_decode('_edgesql_clock.pk', i)}" for i, c in enumerate(t.pk)
+        )
+        out.append(
+            f"UPDATE _edgesql_clock SET val = 0 WHERE tbl = {tl} AND col = {ex} AND val IS 1 "
+            f"AND NOT EXISTS (SELECT 1 FROM {tq} r WHERE {match})"
+        )
+    out.append(
+        "INSERT OR REPLACE INTO _edgesql_horizon (id, seq) VALUES (1, (SELECT coalesce(max(seq), 0) FROM _edgesql_changes))"
+    )
+    return out
+
 
 #: The primary's clock, as an HLC: replicas move theirs past it on every sync.
 SERVER_HLC = f"SELECT CAST(({_NOW_MS} << 16) AS TEXT) AS hlc"

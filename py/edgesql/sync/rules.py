@@ -1,0 +1,77 @@
+"""How a replica runs its sync loop: the constants and the reaction to each answer, once.
+
+Two loops run the replica protocol: the browser's DB worker (``worker/sync.js``)
+and the CPython replica (``replica.py``). Everything they must agree on is here;
+the worker reads it from ``worker/replica-rules.js``, which is generated from
+this module (``python -m edgesql gen-rules``; a test fails when it is stale).
+What a replica sends and how it reads an answer is SQL generated from the
+schema (``clientsql.py``), so the loops only move text and act on :data:`REACTIONS`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .clientsql import MAX_CELLS_BYTES
+from .protocol import MAX_PAGE_BYTES, PROTOCOL_VERSION
+
+__all__ = ["RULES", "reaction", "render_js"]
+
+#: Everything both loops read. Times in milliseconds.
+RULES: dict[str, Any] = {
+    "protocol_version": PROTOCOL_VERSION,
+    # Wait after a local write before syncing, so a burst goes in one round.
+    "debounce_ms": 50,
+    # Failures back off exponentially, with jitter (x0.5-1.5), up to the cap.
+    "backoff_base_ms": 500,
+    "backoff_max_ms": 60_000,
+    # After a Retry-After of t seconds the next try comes between t and (1 + this) * t.
+    "retry_after_jitter": 0.25,
+    # Changes per pushed page (the primary takes up to 5,000 and 1.9 MB) and per pulled page.
+    "push_limit": 2_000,
+    "push_bytes": MAX_PAGE_BYTES,
+    "pull_limit": 2_000,
+    # A change larger than this could never be stored (the outbox refuses new ones; older
+    # ones are rejected locally when a page is built).
+    "max_cells_bytes": MAX_CELLS_BYTES,
+    # Statuses of GET /schema after which a replica that has a cached schema starts on it,
+    # as if offline: the primary's trouble, not this database's (a 401 is a setup error).
+    "schema_fallback_statuses": [429, 500, 502, 503, 504],
+    # What a replica does with an answer that is not 200: "rotate" (take a new replica id
+    # and key, then sync again: another copy of this database, or another device, used
+    # this id), "migrate" (fetch the schema, migrate, sync again), else fail the round
+    # (the outbox keeps everything; the round is retried with backoff).
+    "reactions": [
+        {"status": 409, "error": "replica_conflict", "do": "rotate"},
+        {"status": 403, "error": "replica_forbidden", "do": "rotate"},
+        {"status": 409, "error": "schema_behind", "do": "migrate"},
+    ],
+}
+
+
+def reaction(status: int, error: str | None) -> str:
+    """What to do with a non-200 answer: ``rotate``, ``migrate`` or ``fail``."""
+    for r in RULES["reactions"]:
+        if r["status"] == status and r["error"] == error:
+            return str(r["do"])
+    return "fail"
+
+
+JS_PATH = Path("worker") / "replica-rules.js"
+
+
+def render_js() -> str:
+    """The text of ``worker/replica-rules.js``."""
+    return (
+        "// Generated from py/edgesql/sync/rules.py by `python -m edgesql gen-rules`: do not edit.\n"
+        "// What the browser's sync loop and the CPython replica must agree on (see rules.py).\n\n"
+        f"export const RULES = Object.freeze({json.dumps(RULES, indent=2)});\n\n"
+        "/**\n * What to do with a non-200 answer: 'rotate', 'migrate' or 'fail'.\n"
+        " * @param {number} status @param {string | null} error @returns {string}\n */\n"
+        "export function reaction(status, error) {\n"
+        "  const r = RULES.reactions.find((x) => x.status === status && x.error === error);\n"
+        "  return r ? r.do : 'fail';\n"
+        "}\n"
+    )

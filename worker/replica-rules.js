@@ -1,0 +1,47 @@
+// Generated from py/edgesql/sync/rules.py by `python -m edgesql gen-rules`: do not edit.
+// What the browser's sync loop and the CPython replica must agree on (see rules.py).
+
+export const RULES = Object.freeze({
+  "protocol_version": 2,
+  "debounce_ms": 50,
+  "backoff_base_ms": 500,
+  "backoff_max_ms": 60000,
+  "retry_after_jitter": 0.25,
+  "push_limit": 2000,
+  "push_bytes": 1900000,
+  "pull_limit": 2000,
+  "max_cells_bytes": 1900000,
+  "schema_fallback_statuses": [
+    429,
+    500,
+    502,
+    503,
+    504
+  ],
+  "reactions": [
+    {
+      "status": 409,
+      "error": "replica_conflict",
+      "do": "rotate"
+    },
+    {
+      "status": 403,
+      "error": "replica_forbidden",
+      "do": "rotate"
+    },
+    {
+      "status": 409,
+      "error": "schema_behind",
+      "do": "migrate"
+    }
+  ]
+});
+
+/**
+ * What to do with a non-200 answer: 'rotate', 'migrate' or 'fail'.
+ * @param {number} status @param {string | null} error @returns {string}
+ */
+export function reaction(status, error) {
+  const r = RULES.reactions.find((x) => x.status === status && x.error === error);
+  return r ? r.do : 'fail';
+}
