@@ -1,5 +1,14 @@
 // CORS for the app's own origin only (EDGESQL_ALLOWED_ORIGIN, e.g. "https://app.example.com";
 // several separated by spaces). Other origins get no CORS headers, and their preflight a 403.
+//
+// CORS only keeps a page from reading the answer. A page of another origin can still
+// *send* a "simple" request, with no preflight (a POST of text/plain or a form), so any
+// request that carries an Origin other than an allowed one, or the Worker's own (a
+// Worker routed on the app's own host), is refused with 403 before anything else
+// (issue 12). Requests without an Origin (CPython replicas, serve.py's d1-local proxy,
+// curl) are not pages of another origin.
+
+import { ProtocolError } from "./protocol.js";
 
 /**
  * @param {{EDGESQL_ALLOWED_ORIGIN?: string}} env
@@ -23,6 +32,23 @@ export function corsHeaders(request, origins) {
     "access-control-expose-headers": "retry-after",
     vary: "Origin",
   };
+}
+
+/**
+ * Why a request from a page of another origin is refused (403), or null when it may go on.
+ * @param {Request} request
+ * @param {Set<string>} origins
+ * @returns {ProtocolError | null}
+ */
+export function originRefusal(request, origins) {
+  const origin = request.headers.get("origin");
+  if (origin === null || origins.has(origin) || origin === new URL(request.url).origin) return null;
+  return new ProtocolError(
+    403,
+    "forbidden_origin",
+    `pages of ${JSON.stringify(origin.slice(0, 200))} may not call this Worker: add the app's origin to ` +
+      "EDGESQL_ALLOWED_ORIGIN",
+  );
 }
 
 /**

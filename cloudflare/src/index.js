@@ -9,17 +9,18 @@
 //
 // Environment (wrangler.toml [vars], secrets, or .dev.vars locally):
 //   DB                      the D1 binding
-//   EDGESQL_TOKEN           secret: the bearer token(s) apps must send (space-separated)
+//   EDGESQL_TOKEN           secret: the bearer token apps must send, or a JSON array of them
 //   EDGESQL_ALLOWED_ORIGIN  the app's origin(s) for CORS, e.g. https://app.example.com
 //   EDGESQL_ALLOW_ANONYMOUS "true" to sync without a token (local development only)
 //   EDGESQL_D1_QUERY_LIMIT  D1 queries per invocation: 1000 (Paid, default) or 50 (Free)
 
-import { authorized, tokens } from "./auth.js";
+import { authorized, readTokens } from "./auth.js";
 import { BUNDLE } from "./bundle.js";
-import { allowedOrigins, corsHeaders, preflight } from "./cors.js";
+import { allowedOrigins, corsHeaders, originRefusal, preflight } from "./cors.js";
+import { decodeBody, readBody, requireJson } from "./http.js";
 import { MIGRATION_CHECK_QUERIES, queryLimit } from "./limits.js";
 import { D1Primary } from "./primary.js";
-import { ProtocolError, decodeBody, parseRequest, readBody } from "./protocol.js";
+import { ProtocolError, parseRequest } from "./protocol.js";
 
 /**
  * @typedef {object} Env
@@ -103,19 +104,11 @@ async function handle(request, env) {
   if (request.method !== method && !(method === "GET" && request.method === "HEAD")) {
     return error(new ProtocolError(405, "method_not_allowed", `${path} takes ${method}`), { ...cors, allow: method });
   }
-  const accepted = tokens(env);
-  if (accepted === null) {
-    return error(
-      new ProtocolError(
-        500,
-        "not_configured",
-        "the Worker has no token: set one with `wrangler secret put EDGESQL_TOKEN` " +
-          "(or EDGESQL_ALLOW_ANONYMOUS=true for local development)",
-      ),
-      cors,
-    );
-  }
-  if (!(await authorized(request.headers.get("authorization"), accepted))) {
+  const foreign = originRefusal(request, origins);
+  if (foreign) return error(foreign, cors);
+  const configured = readTokens(env);
+  if ("problem" in configured) return error(new ProtocolError(500, "not_configured", configured.problem), cors);
+  if (!(await authorized(request.headers.get("authorization"), configured.tokens))) {
     return error(
       new ProtocolError(
         401,
@@ -131,6 +124,7 @@ async function handle(request, env) {
       return reply(200, BUNDLE.schema_doc, cors);
     }
     const limits = BUNDLE.protocol;
+    requireJson(request);
     const raw = await readBody(request, limits.max_request_bytes);
     if (raw === null) {
       throw new ProtocolError(413, "too_large", `a sync request is at most ${limits.max_request_bytes} bytes`);
@@ -143,12 +137,10 @@ async function handle(request, env) {
     if (e instanceof ProtocolError) return error(e, cors);
     // D1 failed (overloaded, restarting, a bug). Batches are atomic, so whatever was
     // committed is whole batches, which a retry replays harmlessly; the client backs off.
-    console.error("edgesql: /sync failed:", e instanceof Error ? e.message : e);
-    const message = e instanceof Error ? e.message : String(e);
-    return error(new ProtocolError(503, "primary_unavailable", `D1 failed: ${message}; retry later`), {
-      ...cors,
-      "retry-after": "1",
-    });
+    // D1's words (table names, SQL) go to the log (`wrangler tail`), not to the caller.
+    console.error("edgesql: /sync failed:", e instanceof Error ? (e.stack ?? e.message) : e);
+    const message = "the database (D1) could not run this request: retry later (the Worker's log has the details)";
+    return error(new ProtocolError(503, "primary_unavailable", message), { ...cors, "retry-after": "1" });
   }
 }
 

@@ -8,6 +8,7 @@ in ``_native.py`` and ``_browser.py``.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from types import TracebackType
@@ -33,6 +34,8 @@ class Connection:
         self._backend = backend
         self._closed = False
         self._tx_depth = 0
+        # The task that opened the transaction: db.sync() from it would wait for itself.
+        self._tx_task: asyncio.Task[Any] | None = None
 
     # -- state -------------------------------------------------------------
     @property
@@ -143,7 +146,7 @@ class Connection:
         refuses; nothing local is lost, the changes stay pending.
         """
         self._check_open()
-        if self._tx_depth:
+        if self._tx_depth and self._tx_task is asyncio.current_task():
             from .sync.replica import refuse_sync_in_transaction
 
             raise refuse_sync_in_transaction()

@@ -17,6 +17,7 @@ fail and roll back alone while the outer one carries on::
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,7 @@ class Transaction:
             raise ProgrammingError("this transaction is already open; create a new one")
         if conn._tx_depth == 0:
             await conn._backend.tx("begin", mode=self._mode)
+            conn._tx_task = asyncio.current_task()
         else:
             self._savepoint = f"edgesql_sp{conn._tx_depth}"
             await conn._backend.tx("savepoint", name=self._savepoint)
@@ -131,6 +133,8 @@ class Transaction:
             raise ProgrammingError("this transaction has already been committed or rolled back")
         self._active = False
         self._conn._tx_depth -= 1
+        if self._conn._tx_depth == 0:
+            self._conn._tx_task = None
 
     async def execute(self, sql: str, params: Params | None = None) -> ResultSet:
         """Run one statement inside this transaction."""

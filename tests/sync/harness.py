@@ -41,11 +41,23 @@ def table_state(rows: Sequence[Sequence[Any]]) -> list[tuple[tuple[str, Any], ..
 class Cluster:
     """One primary and its replicas."""
 
-    def __init__(self, schema: str = TEST_SCHEMA, tokens: Sequence[str] = ()) -> None:
-        self.primary = Primary(":memory:", (Migration(1, "test", schema),))
+    def __init__(self, schema: str = TEST_SCHEMA, tokens: Sequence[str] = (), path: str = ":memory:") -> None:
+        self.path = path
+        self.tokens = tokens
+        self.migrations: tuple[Migration, ...] = (Migration(1, "test", schema),)
+        self.primary = Primary(path, self.migrations)
         self.handler = SyncHandler(self.primary, tokens)
         self.transport = InProcessTransport(self.handler)
         self.replicas: list[edgesql.Connection] = []
+
+    def migrate(self, sql: str) -> None:
+        """Restart the primary with one more migration (it needs a file: ``path``)."""
+        assert self.path != ":memory:", "a primary in memory cannot restart"
+        self.primary.close()
+        self.migrations += (Migration(len(self.migrations) + 1, f"step{len(self.migrations) + 1}", sql),)
+        self.primary = Primary(self.path, self.migrations)
+        self.handler = SyncHandler(self.primary, self.tokens)
+        self.transport.handler = self.handler
 
     async def replica(
         self, transport: Any = None, path: str = ":memory:", **options: Any

@@ -68,7 +68,7 @@ CHECKPOINT_BEHIND_PAGES = 4 * CHECKPOINT_PAGES
 #: changes all break a constraint needs about two per change, and holds the primary
 #: meanwhile. What is not settled within it is acknowledged no further; the replica
 #: sends it again (D1's Worker has the same rule, with D1's own query budget).
-MAX_PUSH_STATEMENTS = 64
+MAX_PUSH_STATEMENTS = 256
 
 
 class _Budget:
