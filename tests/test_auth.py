@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import ROOT, start_server
 from tests.sync.primaries import http, insert, key, post_oversized, replica_id
+from tests.sync.wire import envelope
 
 from edgesql.server.cli import exposure_problem, is_local_host
 
@@ -82,15 +83,7 @@ def test_the_token_appears_nowhere_in_the_output_or_the_data(kind: str, tmp_path
         url = server.url + "/sync"
         rid = replica_id("log")
         assert http("GET", server.url + "/sync/schema", token=token).status == 200
-        body = json.dumps(
-            {
-                "v": 1,
-                "replica": rid,
-                "schema": 1,
-                "cursor": 0,
-                "changes": [insert(1, "items", key("a"), n=-1)],
-            }
-        ).encode()
+        body = json.dumps(envelope(rid, changes=[insert(1, "items", key("a"), n=-1)])).encode()
         assert http("POST", url, body, token=token).status == 200  # a change rejected, with SQLite's words
         for wrong in ("wrong", token[:-1], token + "x", token.upper(), f"{token} {token}"):
             assert http("POST", url, body, token=wrong).status in (401, 429)
@@ -127,6 +120,8 @@ TOKEN_SHAPED = re.compile(rb"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{40}(?![A-Za-z0-9_-]
 #: Files we did not write (Pyodide, SQLite-Wasm, PyScript): only the names and canaries are
 #: looked for there, since minified code and binaries are full of 40-character runs.
 VENDOR = "/vendor/"
+#: Files under web/ that serve.py does not serve (the schema is /sync/schema's to give: test_serve.py).
+NOT_SERVED = ("/app/schema/",)
 
 
 def fetch(url: str) -> tuple[int, bytes]:
@@ -148,6 +143,7 @@ def served_files(base: str) -> dict[str, bytes]:
     }
     for folder, prefix in ((ROOT / "web", ""), (ROOT / "worker", "/worker")):
         urls |= {f"{prefix}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*") if p.is_file()}
+    urls = {u for u in urls if not u.startswith(NOT_SERVED)}
     out = {}
     for url in sorted(urls):
         status, body = fetch(base + url)
@@ -198,3 +194,127 @@ def test_no_cloudflare_credential_is_served(tmp_path: Path) -> None:
             found += [f"{url}: token-shaped {m.group().decode()}" for m in TOKEN_SHAPED.finditer(body)]
     assert not found, "\n".join(found)
     assert all(status == 404 for status in refused.values()), refused
+
+
+# -- tokens are exactly what was given (issue 12, finding 2) --------------------------------------
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def schema_status(url: str, token: str | None) -> int:
+    return http("GET", url + "/sync/schema", token=token).status
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "d1-local"])
+def test_a_token_with_spaces_is_one_token_on_every_primary(kind: str, tmp_path: Path) -> None:
+    """d1-local used to join tokens with spaces for the Worker, which split them again:
+    `Bearer horse` got in and the whole passphrase did not."""
+    server = start_server(tmp_path / "data", "--primary", kind, "--auth-token", PASSPHRASE, timeout=90)
+    try:
+        assert schema_status(server.url, PASSPHRASE) == 200
+        for wrong in (
+            *PASSPHRASE.split(),
+            "correct horse",
+            "correct  horse battery staple",
+            PASSPHRASE.upper(),
+        ):
+            assert schema_status(server.url, wrong) == 401, wrong
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "d1-local"])
+def test_the_environment_holds_one_token_or_a_json_array(kind: str, tmp_path: Path) -> None:
+    tokens = ["first-token", "second token with spaces"]
+    server = start_server(
+        tmp_path / "a", "--primary", kind, env={"EDGESQL_AUTH_TOKEN": json.dumps(tokens)}, timeout=90
+    )
+    try:
+        assert [schema_status(server.url, t) for t in tokens] == [200, 200]
+        assert [schema_status(server.url, t) for t in ("second", json.dumps(tokens), None)] == [401] * 3
+    finally:
+        server.stop()
+    server = start_server(
+        tmp_path / "b", "--primary", kind, env={"EDGESQL_AUTH_TOKEN": PASSPHRASE}, timeout=90
+    )
+    try:
+        assert schema_status(server.url, PASSPHRASE) == 200  # not space-separated: one token
+        assert schema_status(server.url, "horse") == 401
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["--auth-token", "padded "], {}, "whitespace"),
+        (["--auth-token", " padded"], {}, "whitespace"),
+        (["--auth-token", ""], {}, "empty"),
+        (["--auth-token", "tab\tinside"], {}, "printable ASCII"),
+        (["--auth-token", "caf\u00e9"], {}, "printable ASCII"),
+        ([], {"EDGESQL_AUTH_TOKEN": "trailing-newline\n"}, "whitespace"),
+        ([], {"EDGESQL_AUTH_TOKEN": '["ok-token", " padded"]'}, "whitespace"),
+        ([], {"EDGESQL_AUTH_TOKEN": '["ok-token", 7]'}, "JSON array of strings"),
+        ([], {"EDGESQL_AUTH_TOKEN": '["unclosed'}, "JSON array of strings"),
+        ([], {"EDGESQL_AUTH_TOKEN": "[]"}, "no token"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["sqlite", "d1-local"])
+def test_a_token_no_client_could_send_refuses_to_start(
+    kind: str, args: list[str], env: dict[str, str], said: str, tmp_path: Path
+) -> None:
+    """Header values lose surrounding whitespace on the way (every HTTP parser strips it), so such
+    a token could never match: serve.py says so instead of starting with a token nobody can use."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "serve.py"),
+            "--port",
+            "0",
+            "--data",
+            str(tmp_path),
+            "--primary",
+            kind,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
+    )
+    assert proc.returncode != 0 and "edgesql serving" not in proc.stdout
+    assert said in proc.stderr, proc.stderr
+    assert "padded" not in proc.stderr and "trailing-newline" not in proc.stderr  # never the token itself
+
+
+# -- the Worker's own reading of EDGESQL_TOKEN ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "good", "bad"),
+    [
+        (PASSPHRASE, [PASSPHRASE], ["horse", "correct"]),
+        (json.dumps(["t1", "t two"]), ["t1", "t two"], ["t", "two", "t1 t two"]),
+    ],
+)
+def test_the_worker_reads_one_token_or_a_json_array(
+    tmp_path: Path, value: str, good: list[str], bad: list[str]
+) -> None:
+    from tests.test_d1_local import dev_worker
+
+    (tmp_path / "migrations").mkdir()  # nothing applied: an authorized request gets 503 not_migrated
+    with dev_worker(tmp_path, tmp_path / "migrations", {"EDGESQL_TOKEN": value}) as url:
+        assert [http("GET", url + "/sync/schema", token=t).status for t in good] == [503] * len(good)
+        assert [http("GET", url + "/sync/schema", token=t).status for t in bad] == [401] * len(bad)
+
+
+@pytest.mark.parametrize("value", ["padded ", '["ok", " padded"]', '["ok", 7]', "[broken", "[]"])
+def test_a_worker_token_no_client_could_send_is_a_configuration_error(tmp_path: Path, value: str) -> None:
+    from tests.test_d1_local import dev_worker
+
+    (tmp_path / "migrations").mkdir()
+    with dev_worker(tmp_path, tmp_path / "migrations", {"EDGESQL_TOKEN": value}) as url:
+        for token in ("ok", "padded", "padded ", None):
+            answer = http("GET", url + "/sync/schema", token=token)
+            assert answer.status == 500 and answer.json["error"] == "not_configured", (token, answer.body)
+            assert "EDGESQL_TOKEN" in answer.json["message"] and "padded" not in answer.json["message"]

@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import OutsideRequests, start_server
 from tests.sync.faults import FAULTS
 from tests.sync.primaries import CONTRACT_SCHEMA, TOKEN, PrimaryServer, http, insert, key, replica_id
+from tests.sync.wire import envelope
 from tests.test_reliability_network import Replicas, settle_and_check, start_primary
 
 from edgesql.server.cli import default_rate
@@ -62,33 +63,25 @@ def test_the_default_limits_only_what_other_machines_can_reach() -> None:
     assert default_rate("0.0.0.0") == DEFAULT_RATE == 50
 
 
-def test_over_the_limit_the_answer_is_429_with_retry_after(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "d1-local"])
+def test_over_the_limit_the_answer_is_429_with_retry_after(kind: str, tmp_path: Path) -> None:
+    """On both primaries: d1-local's proxy in serve.py applies the same limiter (it used to
+    ignore --rate-limit silently)."""
     schema = tmp_path / "schema.sql"
     schema.write_text(CONTRACT_SCHEMA)
     server = start_server(
         tmp_path / "data",
-        "--schema",
-        str(schema),
-        "--auth-token",
-        TOKEN,
-        "--rate-limit",
-        "2/s",
-        "--rate-burst",
-        "3",
+        *("--primary", kind, "--schema", str(schema), "--auth-token", TOKEN),
+        *("--rate-limit", "2/s", "--rate-burst", "3"),
+        timeout=90,
     )
     try:
-        p = PrimaryServer("sqlite", server, None)
+        p = PrimaryServer(kind, server, None)
         url = server.url + "/sync"
         rid = replica_id("limited")
 
         def push(seq: int, token: str | None = TOKEN) -> Any:
-            body = {
-                "v": 1,
-                "replica": rid,
-                "schema": 1,
-                "cursor": 0,
-                "changes": [insert(seq, "items", key(f"rl{seq}"))],
-            }
+            body = envelope(rid, changes=[insert(seq, "items", key(f"rl{seq}"))])
             return http("POST", url, json.dumps(body).encode(), token=token)
 
         answers = [push(i + 1) for i in range(3)]
@@ -104,6 +97,40 @@ def test_over_the_limit_the_answer_is_429_with_retry_after(tmp_path: Path) -> No
         time.sleep(float(refused.headers["retry-after"]))  # the wait the answer asked for, no more
         assert push(4).status == 200
         assert p.query("SELECT count(*) FROM _edgesql_changes") == [(4,)]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "d1-local"])
+def test_x_forwarded_for_does_not_make_a_new_client(kind: str, tmp_path: Path) -> None:
+    """uvicorn trusted X-Forwarded-For from 127.0.0.1 by default, so a local client (or anything
+    behind a local proxy) chose its own IP per request and never ran out of its bucket.
+    Forwarding headers count only from proxies named with --forwarded-allow-ips."""
+    server = start_server(
+        tmp_path / "data",
+        *("--primary", kind, "--auth-token", TOKEN, "--rate-limit", "1/s", "--rate-burst", "2"),
+        timeout=90,
+    )
+    try:
+        statuses = [
+            http("GET", server.url + "/sync/schema", headers={"x-forwarded-for": f"10.0.0.{i}"}).status
+            for i in range(4)
+        ]
+        assert statuses[:2] == [200, 200] and 429 in statuses[2:], statuses
+    finally:
+        server.stop()
+    server = start_server(
+        tmp_path / "data",
+        *("--primary", kind, "--auth-token", TOKEN, "--rate-limit", "1/s", "--rate-burst", "2"),
+        *("--forwarded-allow-ips", "127.0.0.1"),
+        timeout=90,
+    )
+    try:  # a proxy on 127.0.0.1 named as trusted: its X-Forwarded-For names the client
+        statuses = [
+            http("GET", server.url + "/sync/schema", headers={"x-forwarded-for": f"10.0.1.{i}"}).status
+            for i in range(4)
+        ]
+        assert statuses == [200] * 4, statuses
     finally:
         server.stop()
 

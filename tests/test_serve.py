@@ -50,3 +50,12 @@ def test_pages_reference_nothing_outside(server: Any) -> None:
     for path in ("/console.html", "/boot.js", "/bridge.js"):
         text = httpx.get(server.url + path).text
         assert "http://" not in text and "https://" not in text, path
+
+
+def test_the_schema_folder_is_not_served(server: Any) -> None:
+    """The app's schema is the primary's to give, as /sync/schema (token-checked when tokens are
+    set): the SQL files it is made of are not static files (issue 12, finding 8)."""
+    for path in ("/app/schema/0001_init.sql", "/app/schema/", "/app/schema"):
+        assert httpx.get(server.url + path).status_code == 404, path
+    assert httpx.get(server.url + "/app/main.py").status_code == 200  # the rest of the app is
+    assert "CREATE TABLE" in httpx.get(server.url + "/sync/schema").text

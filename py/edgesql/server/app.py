@@ -3,11 +3,17 @@
 Every response carries COOP/COEP/CORP, so pages are cross-origin isolated
 (SharedArrayBuffer for the fast path) and nothing from another origin can be
 embedded. Files are served from the checkout and from ``node_modules``;
-nothing is ever fetched from outside.
+nothing is ever fetched from outside. With a :class:`~.hosts.HostPolicy`,
+a request for a host the server was not started for gets 421 on every path
+(DNS rebinding; see ``hosts.py``).
+
+The app's schema folder (``web/app/schema/``) is not served: the schema is
+the primary's to give, as ``/sync/schema``, behind the token when there is
+one (issue 12: its SQL files were public while ``/sync/schema`` was not).
 
 URL layout::
 
-    /                     web/ (the app, console.html, bridge.js, sw.js)
+    /                     web/ (the app, console.html, bridge.js, sw.js), except /app/schema/
     /worker/              worker/ (the DB worker)
     /vendor/pyodide/      node_modules/pyodide
     /vendor/sqlite-wasm/  node_modules/@sqlite.org/sqlite-wasm/dist
@@ -30,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from .hosts import HostGuardMiddleware, HostPolicy
 from .pwa import install_pwa
 from .wheel import Wheel, build_browser_wheel
 
@@ -57,6 +64,7 @@ class ServerConfig:
 
     data_dir: Path = field(default_factory=lambda: Path("data"))
     root: Path = ROOT
+    hosts: HostPolicy | None = None  # None: any Host (in-process tests)
 
 
 class HeadersMiddleware:
@@ -114,10 +122,16 @@ def create_app(config: ServerConfig, extra_routes: list[BaseRoute] | None = None
             headers={"etag": f'"{wheel.sha256}"'},
         )
 
+    async def not_served(request: Request) -> JSONResponse:
+        message = "the app's schema is served as /sync/schema (with the app's token, if it has one)"
+        return JSONResponse({"error": "not_found", "message": message}, 404)
+
     routes: list[BaseRoute] = [
         Route("/wheels/edgesql.json", wheel_index),
         Route("/wheels/{name}", wheel_file),
         *(extra_routes or []),
+        Route("/app/schema", not_served),
+        Route("/app/schema/{rest:path}", not_served),
         Mount("/worker", _static(root / "worker")),
         Mount("/vendor/pyodide", _static(modules / "pyodide")),
         Mount("/vendor/sqlite-wasm", _static(modules / "@sqlite.org/sqlite-wasm/dist")),
@@ -128,4 +142,6 @@ def create_app(config: ServerConfig, extra_routes: list[BaseRoute] | None = None
     app.state.wheel = wheel
     install_pwa(app, root / "web")  # /sw.js and its precache list (app.state.precache)
     app.add_middleware(HeadersMiddleware)
+    if config.hosts is not None:
+        app.add_middleware(HostGuardMiddleware, policy=config.hosts)  # outermost: before anything runs
     return app

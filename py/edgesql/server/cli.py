@@ -5,12 +5,17 @@ Exposure: serve.py listens on 127.0.0.1 by default. Listening anywhere else
 data, for reading and writing — reachable from other machines, so it refuses
 to start without a token (``--auth-token``, or ``EDGESQL_AUTH_TOKEN`` to keep
 the token out of the process list) unless told ``--insecure-no-auth``.
+
+Whatever the address, it answers only the hosts it was started for and
+pages of its own origin (``hosts.py``; ``--allowed-host``,
+``--allowed-origin``), trusts forwarding headers (``X-Forwarded-For``) only
+from the proxies named with ``--forwarded-allow-ips``, and bounds how long
+and how many connections a client holds (``connections.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import socket
 import sys
@@ -20,16 +25,25 @@ import uvicorn
 
 from ..sync.schema import SchemaError, load_migrations
 from .app import ROOT, ServerConfig, create_app
+from .connections import (
+    BODY_TIMEOUT_S,
+    HEADER_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    ConnectionGuard,
+    ConnectionLimits,
+    connection_cap,
+    raise_open_file_limit,
+)
+from .front import FrontConfig
+from .hosts import HostPolicy, check_origin, is_local_host
 from .primary import Primary
 from .ratelimit import DEFAULT_RATE, RateLimiter, parse_rate
-from .sync_routes import sync_routes
+from .sync_routes import SYNC_THREADS, sync_routes
+from .tokens import TOKEN_ENV, TokenError, check_token, parse_token_list
 
 DEFAULT_SCHEMA = ROOT / "web" / "app" / "schema"
 
-__all__ = ["default_rate", "exposure_problem", "is_local_host", "main"]
-
-#: Where the tokens can come from without showing in `ps` (space-separated).
-TOKEN_ENV = "EDGESQL_AUTH_TOKEN"
+__all__ = ["default_rate", "exposure_problem", "is_local_host", "main", "read_tokens"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,8 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="TOKEN",
-        help="require 'Authorization: Bearer TOKEN' on /sync (repeatable; default: no token needed, "
-        f"or the tokens in ${TOKEN_ENV}, space-separated, which keeps them out of the process list)",
+        help="require 'Authorization: Bearer TOKEN' on /sync; each value is one token, spaces and all "
+        f"(repeatable; default: no token needed, or ${TOKEN_ENV}: one token, or a JSON array of them, "
+        "which keeps them out of the process list)",
     )
     p.add_argument(
         "--insecure-no-auth",
@@ -66,8 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_rate,
         default=None,
         metavar="N/s",
-        help=f"/sync requests per second per client (token and IP) on the embedded primary, or off "
-        f"(default: {DEFAULT_RATE:g}/s when --host is reachable from other machines, off on 127.0.0.1)",
+        help=f"/sync requests per second per client (token and IP), or off (default: {DEFAULT_RATE:g}/s when "
+        "--host is reachable from other machines, off on 127.0.0.1)",
     )
     p.add_argument(
         "--rate-burst",
@@ -83,7 +98,58 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="sqlite: the embedded primary, a SQLite file under --data (default); d1-local: the Cloudflare "
         "Worker on workerd with a local D1 under --data/d1 (Miniflare; needs Node and npm ci)",
     )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="also answer requests for this host name (repeatable; without a port, any port), e.g. the "
+        "name a reverse proxy forwards; the default is --host, and localhost on loopback",
+    )
+    p.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        type=_origin,
+        help="let pages of this origin (scheme://host[:port]) call /sync (repeatable; default: the server's own)",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        metavar="IPS",
+        help="trust X-Forwarded-For and X-Forwarded-Proto from these proxy addresses (comma-separated, or *); "
+        "default: from none",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections open at once (default {MAX_CONNECTIONS}, less if the open-file limit is lower)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds a client has to send a request's head (default {HEADER_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds a request body may take before it must average 1 KB/s (default {BODY_TIMEOUT_S:g})",
+    )
     return p.parse_args(argv)
+
+
+def _origin(text: str) -> str:
+    try:
+        return check_origin(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _rate(text: str) -> float:
@@ -93,14 +159,12 @@ def _rate(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def is_local_host(host: str) -> bool:
-    """Is ``host`` reachable from this machine only (a loopback address, or localhost)?"""
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
+def read_tokens(flags: list[str], env: str | None) -> list[str]:
+    """The tokens of ``--auth-token`` values and ``$EDGESQL_AUTH_TOKEN``; TokenError if one cannot be sent."""
+    tokens = [check_token(t, f"--auth-token #{i + 1}") for i, t in enumerate(flags)]
+    if env:
+        tokens += parse_token_list(env, TOKEN_ENV)
+    return tokens
 
 
 def exposure_problem(host: str, tokens: list[str], insecure_no_auth: bool) -> str | None:
@@ -122,39 +186,89 @@ def default_rate(host: str) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    tokens = [*args.auth_token, *os.environ.get(TOKEN_ENV, "").split()]
+    env_tokens = os.environ.get(TOKEN_ENV)
+    try:
+        tokens = read_tokens(args.auth_token, env_tokens)
+    except TokenError as e:
+        sys.exit(f"serve.py: {e}")
+    if env_tokens and not env_tokens.startswith("[") and any(c.isspace() for c in env_tokens):
+        print(  # (its meaning changed: it used to be several tokens separated by spaces)
+            f"serve.py: ${TOKEN_ENV} is one token with spaces inside; several tokens are a JSON array",
+            file=sys.stderr,
+            flush=True,
+        )
     problem = exposure_problem(args.host, tokens, args.insecure_no_auth)
     if problem:
         sys.exit(f"serve.py: {problem}")
+    for name in ("header_timeout", "body_timeout"):
+        if getattr(args, name) <= 0:
+            sys.exit(f"serve.py: --{name.replace('_', '-')} must be a positive number of seconds")
+    open_files = raise_open_file_limit()
+    limits = ConnectionLimits(
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=connection_cap(args.max_connections, open_files),
+    )
+    if limits.max_connections < args.max_connections:
+        print(
+            f"serve.py: at most {limits.max_connections} connections (the open-file limit is {open_files})",
+            file=sys.stderr,
+            flush=True,
+        )
+    rate = args.rate_limit if args.rate_limit is not None else default_rate(args.host)
+    front = FrontConfig(
+        tokens=tokens,
+        limiter=RateLimiter(rate, args.rate_burst) if rate else None,
+        allowed_origins=frozenset(args.allowed_origin),
+        limits=limits,
+        threads=SYNC_THREADS,
+    )
+    sock = _listen(args.host, args.port)
+    port = sock.getsockname()[1]
+    try:
+        hosts = HostPolicy.for_server(args.host, port, args.allowed_host)
+    except ValueError as e:
+        sys.exit(f"serve.py: {e}")
     args.data.mkdir(parents=True, exist_ok=True)
     try:
         migrations = load_migrations(args.schema)
         if args.primary == "d1-local":
             from .d1local import D1Local  # stopped at exit, however serve.py ends
 
-            routes = D1Local.start(args.data, migrations, tokens).routes()
+            routes = D1Local.start(args.data, migrations, tokens).routes(front)
         else:
-            rate = args.rate_limit if args.rate_limit is not None else default_rate(args.host)
-            limiter = RateLimiter(rate, args.rate_burst) if rate else None
-            routes = sync_routes(Primary(args.data / "primary.db", migrations), tokens, limiter)
+            routes = sync_routes(Primary(args.data / "primary.db", migrations), front)
     except SchemaError as e:
         sys.exit(f"serve.py: {e}")
-    app = create_app(ServerConfig(data_dir=args.data), extra_routes=routes)
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((args.host, args.port))
-    except OSError as e:
-        sys.exit(f"serve.py: cannot listen on {args.host}:{args.port}: {e.strerror}; pick another --port")
+    app = create_app(ServerConfig(data_dir=args.data, hosts=hosts), extra_routes=routes)
     # Listen before saying so: a client that connects right after the URL is
     # printed waits in the backlog instead of being refused.
     sock.listen(2048)
-    port = sock.getsockname()[1]
     print(app.state.precache.manifest.summary(), flush=True)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"edgesql serving http://{host}:{port}/  (the app; devtools: http://{host}:{port}/console.html)",
         flush=True,
     )
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    server.run(sockets=[sock])
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        http=ConnectionGuard(limits).protocol_class(),
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise, which let any
+        # local client pick its own IP per request and so its own rate-limit bucket.
+        proxy_headers=bool(args.forwarded_allow_ips),
+        forwarded_allow_ips=args.forwarded_allow_ips or None,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` (0: a free one), or exit saying why not."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sys.exit(f"serve.py: cannot listen on {host}:{port}: {e.strerror}; pick another --port")
+    return sock

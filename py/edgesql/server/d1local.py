@@ -3,7 +3,12 @@
 serve.py starts ``cloudflare/dev.mjs`` (Miniflare: Cloudflare's own runtime,
 workerd, and its local D1) as a child Node process, and proxies ``/sync`` and
 ``/sync/schema`` to it, so the app's sync URL stays ``/sync`` on the page's own
-origin and the page does not change between primaries. The Worker runs the
+origin and the page does not change between primaries. The proxy stands
+behind the same door as the embedded primary (``front.py``: origin, rate
+limit, token, content type, size, a thread pool of its own), so both answer
+a bad request alike before the Worker sees it; the Worker checks the token
+again, and gets the tokens as a JSON array (``EDGESQL_TOKEN``), never joined
+with spaces it would split a passphrase at. The Worker runs the
 exact code that ``wrangler deploy`` ships, against a D1 persisted under
 ``--data/d1/state``, migrated with the files ``python -m edgesql d1-migrations``
 generates from ``--schema`` (written under ``--data/d1``).
@@ -31,18 +36,16 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from ..sync import d1
-from ..sync.protocol import MAX_REQUEST_BYTES
 from ..sync.schema import Migration
 from .app import ROOT
+from .front import Answer, FrontConfig, front_routes
 
 __all__ = ["D1Local"]
 
@@ -50,7 +53,10 @@ __all__ = ["D1Local"]
 START_TIMEOUT_S = 60.0
 #: A /sync request may take this long in the Worker (D1's own limit per batch is 30 s).
 REQUEST_TIMEOUT_S = 60.0
-_PASSED_HEADERS = ("content-type", "cache-control", "retry-after")
+#: Threads forwarding to the Worker at once. Each waits on a socket while workerd works;
+#: workerd serves requests concurrently, and D1 queues what it cannot run at once.
+D1_PROXY_THREADS = 16
+_PASSED_HEADERS = ("cache-control", "retry-after")  # (front.py sets the content type)
 
 
 class D1Local:
@@ -87,7 +93,8 @@ class D1Local:
         d1.write(migrations, base / "migrations", base / "bundle.json")
         env = {**os.environ}
         # No --auth-token means no token, as with the embedded primary (never a token from .dev.vars).
-        env["EDGESQL_TOKEN"] = " ".join(tokens)
+        # A JSON array: a token's spaces stay inside it (the Worker reads "[..." as an array).
+        env["EDGESQL_TOKEN"] = json.dumps(list(tokens)) if tokens else ""
         env["EDGESQL_ALLOW_ANONYMOUS"] = "false" if tokens else "true"
         cmd = [
             node,
@@ -171,38 +178,22 @@ class D1Local:
 
     # -- the proxy ------------------------------------------------------------------
 
-    def routes(self) -> list[BaseRoute]:
-        """``POST /sync`` and ``GET /sync/schema``, forwarded to the Worker."""
+    def routes(self, front: FrontConfig) -> list[BaseRoute]:
+        """``POST /sync`` and ``GET /sync/schema``, checked by ``front``, then forwarded to the Worker."""
+        return front_routes(_WorkerBackend(self), replace(front, threads=D1_PROXY_THREADS))
 
-        async def forward(request: Request) -> Response:
-            if self.died:
-                return JSONResponse({"error": "d1_worker_died", "message": self.died}, 503)
-            body = None
-            if request.method == "POST":
-                raw = bytearray()
-                async for chunk in request.stream():
-                    raw += chunk
-                    if len(raw) > MAX_REQUEST_BYTES:
-                        # The Worker answers this itself, before reading a byte; here it is
-                        # answered alike without sending it 4 MB it would not read.
-                        message = f"a sync request is at most {MAX_REQUEST_BYTES} bytes"
-                        return JSONResponse({"error": "too_large", "message": message}, 413)
-                body = bytes(raw)
-            auth = request.headers.get("authorization")
-            try:
-                status, headers, data = await run_in_threadpool(
-                    self._send, request.method, request.url.path, body, auth
-                )
-            except OSError as e:
-                if self.died or self.proc.poll() is not None:
-                    message = self.died or "the D1 worker (Miniflare) exited; restart serve.py"
-                    return JSONResponse({"error": "d1_worker_died", "message": message}, 503)
-                return JSONResponse(
-                    {"error": "d1_worker_unreachable", "message": f"the D1 worker did not answer: {e}"}, 502
-                )
-            return Response(data, status, headers=headers)
-
-        return [Route("/sync", forward, methods=["POST"]), Route("/sync/schema", forward, methods=["GET"])]
+    def forward(self, method: str, path: str, body: bytes | None, auth: str | None) -> Answer:
+        """Send one request to the Worker (blocking); its answer, or a 5xx saying why there is none."""
+        if self.died:
+            return _json_answer(503, "d1_worker_died", self.died)
+        try:
+            status, headers, data = self._send(method, path, body, auth)
+        except OSError as e:
+            if self.died or self.proc.poll() is not None:
+                message = self.died or "the D1 worker (Miniflare) exited; restart serve.py"
+                return _json_answer(503, "d1_worker_died", message)
+            return _json_answer(502, "d1_worker_unreachable", f"the D1 worker did not answer: {e}")
+        return Answer(status, data, headers)
 
     def _send(
         self, method: str, path: str, body: bytes | None, auth: str | None
@@ -219,6 +210,23 @@ class D1Local:
             return resp.status, kept, data
         finally:
             conn.close()
+
+
+class _WorkerBackend:
+    """:meth:`D1Local.forward` as front.py's backend."""
+
+    def __init__(self, d1: D1Local) -> None:
+        self.d1 = d1
+
+    def schema(self, authorization: str | None) -> Answer:
+        return self.d1.forward("GET", "/sync/schema", None, authorization)
+
+    def sync(self, authorization: str | None, body: bytes) -> Answer:
+        return self.d1.forward("POST", "/sync", body, authorization)
+
+
+def _json_answer(status: int, code: str, message: str) -> Answer:
+    return Answer(status, json.dumps({"error": code, "message": message}).encode())
 
 
 def _pump_stdout(stream: object, events: queue.Queue[str | None]) -> None:

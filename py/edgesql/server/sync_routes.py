@@ -1,40 +1,37 @@
 """``POST /sync`` and ``GET /sync/schema`` on the embedded primary.
 
-Authentication: when tokens are configured, a request without a matching
-``Authorization: Bearer`` header gets 401 (tokens are compared in constant
-time and never logged). Bad requests get a 4xx with a JSON error saying what
-was wrong; nothing is changed by a refused request. With a
-:class:`~.ratelimit.RateLimiter`, a caller over its rate gets 429
-``rate_limited`` with ``Retry-After`` (see ``ratelimit.py`` for who a caller is).
-
-:class:`SyncHandler` holds the logic without HTTP, so tests can also call
-the primary in process (``tests/`` wraps it as a transport).
+:class:`SyncHandler` holds the logic without HTTP, as functions from request
+to (status, body), so tests can also call the primary in process
+(``tests/`` wraps it as a transport): it checks the token (in constant time;
+tokens are never logged) and the size itself, and answers a bad request with
+a 4xx and a JSON error saying what was wrong; nothing is changed by a
+refused request. Over HTTP, :func:`sync_routes` puts it behind serve.py's
+door (``front.py``: origin, rate limit, token, content type and size, all
+before the body is read; a thread pool of its own for the primary's work).
 """
 
 from __future__ import annotations
 
 import gc
-import hashlib
-import hmac
 import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from ..sync.protocol import MAX_REQUEST_BYTES, ProtocolError, parse_request
+from .front import Answer, FrontConfig, front_routes
 from .primary import Primary
-from .ratelimit import RateLimiter, retry_after_header
+from .tokens import TokenSet
 
-__all__ = ["SyncHandler", "sync_routes"]
+__all__ = ["SYNC_THREADS", "SyncHandler", "sync_routes"]
 
-_JSON = "application/json"
-_NO_STORE = {"cache-control": "no-store"}
+#: Threads for the embedded primary's work. It applies one request at a time (one SQLite
+#: writer), so more threads would only wait on its lock; a few let the next requests'
+#: JSON be decoded meanwhile.
+SYNC_THREADS = 4
 
 
 class SyncHandler:
@@ -42,25 +39,12 @@ class SyncHandler:
 
     def __init__(self, primary: Primary, tokens: Sequence[str] = ()) -> None:
         self.primary = primary
-        # Only digests are kept: equal lengths for compare_digest, and no token in memory dumps of this object.
-        self._digests = [_digest(t.encode()) for t in tokens]
+        self._tokens = TokenSet(tokens)
 
     def caller(self, authorization: str | None) -> str | None:
         """Who is calling: ``"token<i>"`` for the i-th token, ``"anyone"`` when none is
         required, ``None`` when the Authorization header carries no token that matches."""
-        if not self._digests:
-            return "anyone"
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            return None
-        # Digests of equal length, compared with compare_digest against every token
-        # (no early exit), so timing tells nothing about the token or which one matched.
-        mine = _digest(given.encode(errors="surrogateescape"))
-        found = None
-        for i, digest in enumerate(self._digests):
-            if hmac.compare_digest(mine, digest):
-                found = i
-        return None if found is None else f"token{found}"
+        return self._tokens.caller(authorization)
 
     def authorized(self, authorization: str | None) -> bool:
         """Does the Authorization header carry one of the tokens (or are none required)?"""
@@ -152,57 +136,23 @@ def _gc_paused() -> Iterator[None]:
             gc.collect()
 
 
-def _digest(b: bytes) -> bytes:
-    return hashlib.sha256(b).digest()
-
-
 def _error(e: ProtocolError) -> tuple[int, bytes]:
     return e.status, json.dumps(e.body()).encode()
 
 
-def sync_routes(
-    primary: Primary, tokens: Sequence[str] = (), limiter: RateLimiter | None = None
-) -> list[BaseRoute]:
-    """The routes of the sync protocol, bound to ``primary``, rate-limited by ``limiter`` if given."""
-    handler = SyncHandler(primary, tokens)
+class _Embedded:
+    """:class:`SyncHandler` as front.py's backend."""
 
-    def over_limit(request: Request) -> Response | None:
-        """429 when this caller (token and IP; see ratelimit.py) is over its rate, else None."""
-        if limiter is None:
-            return None
-        ip = request.client.host if request.client else "?"
-        caller = handler.caller(request.headers.get("authorization"))
-        wait = limiter.take(f"{caller or 'unauthorized'}@{ip}")
-        if wait is None:
-            return None
-        retry = retry_after_header(wait)
-        body = ProtocolError(
-            429, "rate_limited", f"too many requests from this client: retry in {retry} s (Retry-After)"
-        ).body()
-        return Response(json.dumps(body), 429, media_type=_JSON, headers={**_NO_STORE, "retry-after": retry})
+    def __init__(self, handler: SyncHandler) -> None:
+        self.handler = handler
 
-    async def schema(request: Request) -> Response:
-        if (refused := over_limit(request)) is not None:
-            return refused
-        status, body = handler.schema(request.headers.get("authorization"))
-        return Response(body, status, media_type=_JSON, headers=_NO_STORE)
+    def schema(self, authorization: str | None) -> Answer:
+        return Answer(*self.handler.schema(authorization))
 
-    async def sync(request: Request) -> Response:
-        if (refused := over_limit(request)) is not None:
-            return refused
-        try:
-            declared = int(request.headers.get("content-length") or 0)
-        except ValueError:
-            declared = 0
-        raw = bytearray()
-        if declared <= MAX_REQUEST_BYTES:
-            async for chunk in request.stream():
-                raw += chunk
-                if len(raw) > MAX_REQUEST_BYTES:
-                    break
-        else:
-            raw = bytearray(MAX_REQUEST_BYTES + 1)  # refused below without reading it
-        status, body = await run_in_threadpool(handler.sync, request.headers.get("authorization"), bytes(raw))
-        return Response(body, status, media_type=_JSON, headers=_NO_STORE)
+    def sync(self, authorization: str | None, body: bytes) -> Answer:
+        return Answer(*self.handler.sync(authorization, body))
 
-    return [Route("/sync", sync, methods=["POST"]), Route("/sync/schema", schema, methods=["GET"])]
+
+def sync_routes(primary: Primary, front: FrontConfig) -> list[BaseRoute]:
+    """The routes of the sync protocol, bound to ``primary``, behind the door ``front`` describes."""
+    return front_routes(_Embedded(SyncHandler(primary, front.tokens)), front)
