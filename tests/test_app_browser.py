@@ -369,21 +369,24 @@ json.dumps([t[0] for t in SAMPLE[0][1]])""",
 
 def test_a_write_the_primary_refuses_is_listed_with_its_reason(laptop: Laptop) -> None:
     page = laptop.page
-    # A comment far larger than a primary stores (D1's limit is 2 MB a value), written by code on the device.
+    # A comment written by a device whose clock ran a day ahead: the primary refuses its stamp.
+    # (A test sets a device's clock by editing the stamp in its outbox, which is not captured.)
     run_py(
         page,
         """from app import data
 pid = await data.add_project(db, 'Scrapbook')
 tid = await data.add_task(db, pid, 'Paste the whole book here')
-await db.execute("INSERT INTO comments (id, task_id, author, body) VALUES ('huge', ?, 'script', ?)",
-                 (tid, 'x' * 2_000_000))""",
+await db.sync()
+await db.execute("INSERT INTO comments (id, task_id, author, body) VALUES ('huge', ?, 'script', 'from the future')",
+                 (tid,))
+await db.execute("UPDATE _edgesql_outbox SET hlc = hlc + (86400000 << 16) WHERE tbl = 'comments'")""",
     )
     page.click("#sync-button")
     expect(page.locator("#rejected-count")).to_have_text("1", timeout=15_000)
     page.click("#rejected-link")
     item = page.locator("#rejected-list .rejected-item")
     expect(item).to_have_count(1)
-    expect(item.locator(".badge")).to_have_text("Too large")
+    expect(item.locator(".badge")).to_have_text("Clock too far ahead")
     expect(item).to_contain_text("comments")
     expect(item.locator(".reason")).not_to_be_empty()
     expect(page.locator("#rejected-empty")).to_be_hidden()
