@@ -10,6 +10,13 @@ incognito context: incognito keeps OPFS in memory, and the point is to
 measure the real, disk-backed OPFS. Service workers are blocked (see
 open_browser). Every request is watched; one to any host but 127.0.0.1
 fails the run.
+
+The benchmark's own worker requests (bench/worker-ops.js: timers inside the
+worker) are not part of the app: serve.py does not serve them and the
+production worker does not import them. This profile's pages get them by
+routing: /bench/worker-ops.js is served from bench/, and the DB worker's
+script, /worker/db-worker.js, is the one serve.py serves with an import of it
+put first (see add_worker_ops).
 """
 
 from __future__ import annotations
@@ -26,7 +33,16 @@ from urllib.parse import urlsplit
 
 from tests.conftest import OutsideRequests, launch_options, start_server, strip_isolation
 
-__all__ = ["FAST_PATH", "PATHS", "POSTMESSAGE", "BenchPage", "Browser", "open_browser", "open_second_page"]
+__all__ = [
+    "FAST_PATH",
+    "PATHS",
+    "POSTMESSAGE",
+    "BenchPage",
+    "Browser",
+    "add_worker_ops",
+    "open_browser",
+    "open_second_page",
+]
 
 HERE = Path(__file__).resolve().parent
 
@@ -136,6 +152,34 @@ def open_second_page(page: BenchPage) -> BenchPage:
     return _open_page(page.page.context, f"{url.scheme}://{url.netloc}", page.path)
 
 
+#: Where this profile's pages find the benchmark's worker requests (never served by serve.py).
+WORKER_OPS_URL = "/bench/worker-ops.js"
+WORKER_SCRIPT = "/worker/db-worker.js"
+
+
+def add_worker_ops(context: Any) -> None:
+    """Give every DB worker started in ``context`` the benchmark's requests.
+
+    The worker script is the one serve.py serves, headers included, with one
+    line put first that imports bench/worker-ops.js, which adds its ops
+    through worker/extra-ops.js before the worker answers anything.
+    """
+    ops = (HERE / "worker-ops.js").read_bytes()
+
+    def worker_script(route: Any) -> None:
+        response = route.fetch()
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "etag")}
+        body = f"import {json.dumps(WORKER_OPS_URL)};\n".encode() + response.body()
+        route.fulfill(status=response.status, headers=headers | {"cache-control": "no-store"}, body=body)
+
+    def worker_ops(route: Any) -> None:
+        headers = {"content-type": "text/javascript; charset=utf-8", "cache-control": "no-store"}
+        route.fulfill(status=200, headers=headers, body=ops)
+
+    context.route(lambda url: urlsplit(url).path == WORKER_SCRIPT, worker_script)
+    context.route(lambda url: urlsplit(url).path == WORKER_OPS_URL, worker_ops)
+
+
 INPAGE_DIR = "/home/pyodide/bench"
 IMPORT_INPAGE = f"""
 import importlib, sys
@@ -191,6 +235,7 @@ def open_browser(playwright: Any = None, base_url: str | None = None) -> Iterato
             str(tmp / "profile"), service_workers="block", **launch_options()
         )
         stack.callback(context.close)
+        add_worker_ops(context)
         outside = OutsideRequests()
         outside.watch(context)
         yield Browser(base_url=base_url, context=context, outside=outside)

@@ -36,7 +36,7 @@ _now = time.perf_counter_ns
 
 
 def bench_row(i: int) -> tuple[int, str, float]:
-    """The i-th bench row; worker/bench-ops.js ``benchRow`` builds the same one."""
+    """The i-th bench row; bench/worker-ops.js ``benchRow`` builds the same one."""
     return (i, f"name {i:06d}", i * 0.25)
 
 

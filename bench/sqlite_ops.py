@@ -49,7 +49,7 @@ class Spec(TypedDict):
 
 
 def bench_row(i: int) -> tuple[int, str, float]:
-    """The i-th bench row (bench/inpage.py and worker/bench-ops.js build the same)."""
+    """The i-th bench row (bench/inpage.py and bench/worker-ops.js build the same)."""
     return (i, f"name {i:06d}", i * 0.25)
 
 

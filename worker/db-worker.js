@@ -4,21 +4,23 @@
  * Messages from the page (postMessage):
  *   {type: 'sab', buffer}        start serving synchronous calls through a SharedArrayBuffer
  *   {type: 'req', id, body}      a request (JSON text, see codec.js); answered {type: 'res', id, body}
- * Requests: open, execute, executemany, batch, script, tx, close (see engine.js);
- * every answer is JSON text {ok: true, ...} or {ok: false, error: {code, name, message, kind}}.
+ *   {type: 'online'}             the browser is back online: sync now
+ * Requests: open, execute, executemany, batch, script, tx, tables, close
+ * (dispatch.js), sync.start, sync.now, sync.status (sync-host.js); every
+ * answer is JSON text {ok: true, ...} or {ok: false, error: {code, name, message, kind}}.
  *
  * Databases are opened by store.js (opfs-sahpool, or memory where OPFS is
- * missing, visibly) and shared between tabs by tabs.js: one tab's worker owns
- * each database and the others route to it.
+ * missing, visibly) and shared between tabs by router.js and tabs.js: one
+ * tab's worker owns each database and the others route to it.
  */
 
-import { benchOp } from './bench-ops.js';
 import { parseRequest } from './codec.js';
-import { errorJson } from './engine.js';
+import { errorJson } from './dispatch.js';
 import { EdgeError, SQLITE_CANTOPEN, SQLITE_MISUSE } from './errors.js';
+import { addedOp } from './extra-ops.js';
+import { Router } from './router.js';
 import * as L from './sab-layout.js';
 import { sliceHalfApplied, syncInProgress } from './sync.js';
-import { Router } from './tabs.js';
 
 /** After answering a fast-path call, block this long for the next one before yielding. */
 const HOT_WAIT_MS = 1;
@@ -44,7 +46,7 @@ const HOT_BUDGET_SYNC_MS = 3;
 /** Between the two halves of a pulled slice (worker/sync.js): serve what waits, then finish the slice. */
 const HOT_BUDGET_HALF_MS = 0.5;
 
-/** Every database of this tab, here or routed to the tab that owns it (tabs.js). */
+/** Every database of this tab, here or routed to the tab that owns it (router.js). */
 const router = new Router((path, event) => postMessage({ type: 'event', db: path, event }));
 
 function checkPath(path) {
@@ -71,10 +73,8 @@ function handleText(text) {
       checkPath(req.path);
       return router.open(req).catch((e) => errorJson(e, false));
     }
-    if (typeof req.op === 'string' && req.op.startsWith('bench.')) {
-      const owned = router.ownedDatabase(req.s);
-      return benchOp({ ...req, s: owned ? owned.s : 0 }, new Map(owned ? [[owned.s, owned.db]] : []));
-    }
+    const added = addedOp(req.op);
+    if (added) return added(req, router);
     return router.request(req, text);
   } catch (e) {
     return errorJson(e, false);

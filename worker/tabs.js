@@ -4,20 +4,17 @@
  * Only one tab can hold a database's OPFS files (opfs-sahpool keeps every
  * handle open). For each database name the tabs' DB workers elect an owner
  * with a Web Lock (`edgesql:db:<name>`). The owner opens the database, runs
- * sync, and answers every tab; the others are followers: they forward their
- * page's requests over a BroadcastChannel (`edgesql:db:<name>`) and relay the
- * owner's change events to their page. Every follower also queues for the
- * lock, so when the owner's tab closes or crashes (the browser then releases
- * its locks) one of them takes over, and the rest follow the new owner.
+ * sync (sync-host.js), and answers every tab; the others are followers: they
+ * forward their page's requests over a BroadcastChannel (`edgesql:db:<name>`)
+ * and relay the owner's change events to their page. Every follower also
+ * queues for the lock, so when the owner's tab closes or crashes (the browser
+ * then releases its locks) one of them takes over, and the rest follow the
+ * new owner.
  *
  * A request in flight when the owner goes away is either completed exactly
- * once or fails with a clear, retryable error: followers send every request
- * with a key (their worker id and a counter); the owner records the key of
- * each write in the same transaction as the write (`_edgesql_requests`), so
- * a request sent again to the next owner is answered from that record instead
- * of running twice. A transaction that was open on the dead owner was rolled
- * back with it: its requests fail with SQLITE_ABORT, saying to run it again;
- * a COMMIT in flight is looked up (it either happened or did not).
+ * once or fails with a clear, retryable error: request-log.js keeps the
+ * owner's record of answered writes and says what becomes of each request in
+ * flight, the same whether this worker takes over or follows a new owner.
  *
  * Channel messages (all carry `from`, the sender's worker id):
  *   {t: 'hello'}                          who owns this database?
@@ -28,10 +25,11 @@
  */
 
 import { parseRequest } from './codec.js';
-import { errorJson } from './engine.js';
+import { errorJson } from './dispatch.js';
 import { EdgeError, SQLITE_MISUSE } from './errors.js';
+import { afterHandoff, afterLostTransaction } from './request-log.js';
 import { closeDatabase, isLockedError, openDatabase } from './store.js';
-import { SyncError, Syncer } from './sync.js';
+import { startSync, syncErrorData, syncRequest } from './sync-host.js';
 
 /** This worker's id: names it on the channel and in request keys. */
 export const WORKER_ID = Array.from(crypto.getRandomValues(new Uint8Array(8)),
@@ -40,35 +38,17 @@ export const WORKER_ID = Array.from(crypto.getRandomValues(new Uint8Array(8)),
 const OWNER_ANSWER_MS = 1000;
 /** A dead owner's OPFS handles can outlive its lock by a moment: retry opening for this long. */
 const TAKEOVER_PATIENCE_MS = 10_000;
-const SQLITE_ABORT = 4;
 
 // Each worker holds a lock named after itself for its whole life: an owner
 // queued on it learns when a follower's tab is gone and ends its sessions.
 navigator.locks.request(`edgesql:client:${WORKER_ID}`, () => new Promise(() => {}));
 
-const aborted = (what) => errorJson(new EdgeError(
-  `the tab that held the database closed during this transaction, so the transaction was rolled back (${what}); ` +
-  'run the whole transaction again', SQLITE_ABORT, 'OperationalError', 'SQLITE_ABORT'), false);
-
-function syncErrorData(e) {
-  if (e instanceof SyncError) {
-    const err = new EdgeError(e.message, 1, 'SyncError');
-    err.extra = { sync_code: e.code, status: e.status, retry_after: e.retryAfter };
-    return err;
-  }
-  return e;
-}
-
-/**
- * One session of this worker's page on a database, wherever the database is.
- * @typedef {{id: number, route: Route, engineS: number, path: string, options: any,
- *   sync: any, inTx: boolean, broken: boolean}} LocalSession
- */
+/** @typedef {import('./router.js').LocalSession} LocalSession */
 
 /** Where one database lives for this worker: here (owner) or in another tab (follower). */
 export class Route {
   /**
-   * @param {Router} router
+   * @param {import('./router.js').Router} router
    * @param {string} path
    * @param {any} options
    */
@@ -161,12 +141,12 @@ export class Route {
     const previousOwner = this.ownerId;
     this.role = 'owner';
     this.ownerId = WORKER_ID;
-    if (takeover) await this.adoptOwnSessions(previousOwner);
+    if (takeover) await this.adoptOwnSessions();
     if (this.channel) this.channel.postMessage({ t: 'owner', from: WORKER_ID });
   }
 
   /** After a takeover: this worker's sessions move from the old owner to here. */
-  async adoptOwnSessions(_previousOwner) {
+  async adoptOwnSessions() {
     const pending = [...this.inflight.values()];
     this.inflight.clear();
     for (const ls of this.local) {
@@ -174,33 +154,37 @@ export class Route {
       ls.engineS = this.db.openSession();
       ls.inTx = false;
       ls.broken = wasInTx;
-      if (ls.sync) await this.startSync(ls.sync);
+      if (ls.sync) await startSync(this.db, ls.sync, (event) => this.emit(event));
     }
     for (const f of pending) {
       if (!f.ls.route) {
-        f.resolve('{"ok":true}'); // this worker's own open/close/sync.start: done by the adoption above
+        // This worker's own open is opened here; its close and sync.start were done by the adoption above.
+        f.resolve(f.req.op === 'open' ? this.router.openAnswer(this.db, this.db.openSession()) : '{"ok":true}');
         continue;
       }
-      Promise.resolve(this.replay(f, (req, key) => this.answerHere(req, key, f.ls))).then(f.resolve);
+      this.replay(f, (req, key) => {
+        Promise.resolve(this.answerHere({ ...req, s: f.ls.engineS }, key, f.ls)).then(f.resolve);
+      });
     }
   }
 
   /**
-   * What to do with a request whose owner went away mid-flight.
+   * A page's request that was in flight to an owner that went away, once this
+   * worker's sessions are attached where the database now is: answered at
+   * once or sent again, by request-log.js's one rule.
    * @param {any} f the in-flight record
-   * @param {(req: any) => string | Promise<string>} run runs a request where the database now is
+   * @param {(req: any, key: import('./request-log.js').RequestKey) => void} resend
+   *   sends `req` (the request, or what replaces it) again under the same key
    */
-  replay(f, run) {
-    const req = f.req;
-    if (req.op === 'tx' && req.action === 'commit') {
-      // It either committed before the owner went away or it did not: look it up.
-      return run({ op: 'tx.check', s: f.ls.engineS, key: { client: WORKER_ID, id: f.id } }, null);
-    }
-    if (f.inTx) {
+  replay(f, resend) {
+    const key = { client: WORKER_ID, id: f.id };
+    const next = afterHandoff(f.req, f.inTx, key);
+    if ('answer' in next) {
       f.ls.broken = false; // this answer is the one that tells the app
-      return aborted(`${req.op} ${req.action || ''}`.trim());
+      f.resolve(next.answer);
+    } else {
+      resend(next.resend, key);
     }
-    return run({ ...req, s: f.ls.engineS }, { client: WORKER_ID, id: f.id });
   }
 
   // -- requests from this worker's page ---------------------------------------------------
@@ -213,11 +197,9 @@ export class Route {
    */
   request(ls, req, text) {
     if (ls.broken) {
-      // The owner died inside this session's transaction and nothing told the
-      // app yet: this request was meant for that transaction.
       ls.broken = false;
-      if (!(req.op === 'tx' && (req.action === 'begin' || req.action === 'rollback'))) return aborted(req.op);
-      if (req.action === 'rollback') return '{"ok":true,"tx":false}';
+      const answer = afterLostTransaction(req);
+      if (answer !== null) return answer;
     }
     if (this.role === 'owner') return this.answerHere({ ...req, s: ls.engineS }, null, ls);
     return this.forward(ls, req, text);
@@ -225,7 +207,7 @@ export class Route {
 
   /** Run a request on this worker's database (owner). */
   answerHere(req, key, ls = null) {
-    if (req.op.startsWith('sync.')) return this.syncOp(req, ls);
+    if (req.op.startsWith('sync.')) return syncRequest(this.db, req, ls, (event) => this.emit(event));
     const out = key ? this.db.answerOnce(req, key) : this.db.handle(req);
     if (ls) return this.track(ls, out);
     return out;
@@ -319,16 +301,13 @@ export class Route {
         f.resolve(f.req.op === 'open' ? await this.forwardRaw(f.req) : '{"ok":true}');
         continue;
       }
-      if (f.req.op === 'tx' && f.req.action === 'commit') {
-        // Same id: the owner looks up the key the dead owner may have recorded.
-        f.req = { op: 'tx.check', key: { client: WORKER_ID, id: f.id } };
-        f.text = JSON.stringify(f.req);
-      } else if (f.inTx) {
-        f.ls.broken = false;
-        f.resolve(aborted(`${f.req.op} ${f.req.action || ''}`.trim()));
-        continue;
-      }
-      this.inflight.set(f.id, f); // same id, so the new owner can tell a resend
+      this.replay(f, (req) => {
+        if (req !== f.req) {
+          f.req = req;
+          f.text = JSON.stringify(req); // else the page's own text goes again, its exact types with it
+        }
+        this.inflight.set(f.id, f); // same id: the key the new owner looks up
+      });
     }
     for (const f of this.inflight.values()) this.send(f.id);
   }
@@ -393,45 +372,7 @@ export class Route {
     });
   }
 
-  // -- sync and events ------------------------------------------------------------------
-
-  async startSync(params) {
-    if (this.db.syncer) return;
-    const syncer = new Syncer(this.db, params, (event) => this.emit(event));
-    await syncer.start();
-    this.db.syncer = syncer;
-  }
-
-  async syncOp(req, ls) {
-    try {
-      switch (req.op) {
-        case 'sync.start': {
-          const params = { url: req.url, token: req.token || null, interval: req.interval };
-          if (ls) ls.sync = params;
-          await this.startSync(params);
-          return '{"ok":true}';
-        }
-        case 'sync.now': {
-          const r = await this.requireSyncer().sync();
-          return JSON.stringify({ ok: true, pushed: r.pushed, pulled: r.pulled });
-        }
-        case 'sync.status':
-          return JSON.stringify({ ok: true, status: this.requireSyncer().status() });
-        default:
-          throw new EdgeError(`unknown request ${req.op}`, SQLITE_MISUSE, 'InterfaceError');
-      }
-    } catch (e) {
-      return errorJson(syncErrorData(e), false);
-    }
-  }
-
-  requireSyncer() {
-    if (!this.db.syncer) {
-      throw new EdgeError('this database does not sync: connect with sync_url=... to sync with a primary',
-        SQLITE_MISUSE, 'ProgrammingError');
-    }
-    return this.db.syncer;
-  }
+  // -- events ---------------------------------------------------------------------------
 
   /** Tell every tab's page (this one directly, the others through the channel). */
   emit(event) {
@@ -459,93 +400,5 @@ export class Route {
     if (this.release) this.release();
     if (this.channel) this.channel.close();
     this.router.routes.delete(this.router.key(this.path, this.options));
-  }
-}
-
-/** All databases of this worker, and its page's sessions on them. */
-export class Router {
-  /** @param {(path: string, event: any) => void} toPage */
-  constructor(toPage) {
-    this.toPageFn = toPage;
-    /** @type {Map<string, Route>} */
-    this.routes = new Map();
-    /** @type {Map<number, LocalSession>} */
-    this.sessions = new Map();
-    this.nextSession = 1;
-    this.nextRequest = 1;
-  }
-
-  key(path, options) {
-    return options.storage === 'memory' ? `memory:${path}` : path;
-  }
-
-  toPage(path, event) {
-    this.toPageFn(path, event);
-  }
-
-  openAnswer(db, s) {
-    return JSON.stringify({
-      ok: true, s, storage: db.info.storage, persistent: db.info.persistent, warning: db.info.warning,
-      path: db.info.name, sqlite_version: db.sqlite3.capi.sqlite3_libversion(),
-    });
-  }
-
-  /** Open a session for this worker's page. */
-  async open(req) {
-    const path = req.path;
-    const options = req.options || {};
-    const key = this.key(path, options);
-    let route = this.routes.get(key);
-    if (!route || route.role === 'closed') {
-      route = new Route(this, path, options);
-      this.routes.set(key, route);
-    }
-    try {
-      await route.ready;
-    } catch (e) {
-      this.routes.delete(key);
-      throw e;
-    }
-    /** @type {LocalSession} */
-    const ls = { id: this.nextSession++, route, engineS: 0, path, options, sync: null, inTx: false, broken: false };
-    let answer;
-    if (route.role === 'owner') {
-      ls.engineS = route.db.openSession();
-      answer = JSON.parse(this.openAnswer(route.db, ls.engineS));
-    } else {
-      answer = JSON.parse(await route.forwardRaw({ op: 'open', path, options }));
-      if (!answer.ok) return JSON.stringify(answer);
-      ls.engineS = answer.s;
-    }
-    route.local.add(ls);
-    this.sessions.set(ls.id, ls);
-    return JSON.stringify({ ...answer, s: ls.id, owner: route.role === 'owner' });
-  }
-
-  /** A request for one of this page's sessions. */
-  request(req, text) {
-    const ls = this.sessions.get(req.s);
-    if (!ls) {
-      return errorJson(new EdgeError('Cannot operate on a closed database: connect again with edgesql.connect()',
-        SQLITE_MISUSE, 'ProgrammingError'), false);
-    }
-    if (req.op === 'close') {
-      this.sessions.delete(req.s);
-      return ls.route.closeSession(ls).then(() => '{"ok":true}');
-    }
-    return ls.route.request(ls, req, text);
-  }
-
-  /** The page's session's database, when this worker owns it (bench ops). */
-  ownedDatabase(s) {
-    const ls = this.sessions.get(s);
-    return ls && ls.route.role === 'owner' ? { db: ls.route.db, s: ls.engineS } : null;
-  }
-
-  /** The browser came back online: wake the syncers this worker runs. */
-  online() {
-    for (const route of this.routes.values()) {
-      if (route.role === 'owner' && route.db && route.db.syncer) route.db.syncer.wake();
-    }
   }
 }

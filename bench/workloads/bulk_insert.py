@@ -1,7 +1,7 @@
 """``executemany`` of 100k rows from Python, next to the worker inserting them alone (issue 2).
 
 The same rows (``(i, 'name 000123', i * 0.25)``, built in Python by
-bench/inpage.py and in JavaScript by worker/bench-ops.js) go into a fresh
+bench/inpage.py and in JavaScript by bench/worker-ops.js) go into a fresh
 table in one transaction, three ways: ``await db.executemany`` from Python;
 the worker alone through the engine's ``runMany`` (what executemany runs
 once the request is parsed); and the worker alone binding with the C API

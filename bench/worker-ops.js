@@ -1,7 +1,12 @@
 /**
- * Requests used only by bench/: they time work inside the worker, so a
- * benchmark can put the cost of SQLite itself next to the cost of the trip
- * from Python. They run on the same Database object the app uses.
+ * The benchmark's own requests, added to the DB worker of benchmark pages
+ * only: they time work inside the worker, so a benchmark can put the cost of
+ * SQLite itself next to the cost of the trip from Python. They run on the
+ * same Database object the app uses.
+ *
+ * The production worker never imports this file: bench/browser.py serves it
+ * at /bench/worker-ops.js to its own pages and has their worker import it
+ * first, and it adds its ops through worker/extra-ops.js.
  *
  *   {op: 'bench.ping'}                               answers at once (the raw round trip)
  *   {op: 'bench.clock'}                              the worker's performance.now() resolution
@@ -36,12 +41,14 @@
  * REAL): bench/inpage.py builds exactly the same rows in Python.
  */
 
-import { parseRequest, Real } from './codec.js';
+import { parseRequest, Real } from '../worker/codec.js';
+import { addOps } from '../worker/extra-ops.js';
 
-/** @param {Map<number, any>} sessions @param {number} s */
-function database(sessions, s) {
-  const db = sessions.get(s);
-  if (!db) throw new Error(`bench: unknown session ${s}`);
+/** @typedef {import('../worker/engine.js').Database} Database */
+
+/** @param {Database | null} db @param {number} s @returns {Database} */
+function database(db, s) {
+  if (!db) throw new Error(`bench: session ${s} is not on a database this worker owns`);
   return db;
 }
 
@@ -141,18 +148,18 @@ function clockResolution() {
 }
 
 /**
- * @param {any} req
- * @param {Map<number, any>} sessions
+ * @param {any} req its `s` is the session's number on the database
+ * @param {Database | null} owned the page session's database, when this worker owns it
  * @returns {string}
  */
-export function benchOp(req, sessions) {
+function benchOp(req, owned) {
   switch (req.op) {
     case 'bench.ping':
       return '{"ok":true}';
     case 'bench.clock':
       return JSON.stringify({ ok: true, resolution_us: clockResolution(), isolated: !!globalThis.crossOriginIsolated });
     case 'bench.repeat': {
-      const db = database(sessions, req.s);
+      const db = database(owned, req.s);
       const us = new Array(req.params.length);
       for (let i = 0; i < req.params.length; i++) {
         const t0 = performance.now();
@@ -162,11 +169,11 @@ export function benchOp(req, sessions) {
       return JSON.stringify({ ok: true, us });
     }
     case 'bench.loop': {
-      const db = database(sessions, req.s);
+      const db = database(owned, req.s);
       return JSON.stringify({ ok: true, n: req.params.length, total_us: timeLoop(db, req) });
     }
     case 'bench.bulk': {
-      const db = database(sessions, req.s);
+      const db = database(owned, req.s);
       const ms = bulkInsert(db, req.table, req.n, req.mode || 'engine');
       return JSON.stringify({ ok: true, rows: req.n, ms });
     }
@@ -182,3 +189,8 @@ export function benchOp(req, sessions) {
       throw new Error(`unknown bench request ${req.op}`);
   }
 }
+
+addOps('bench.', (req, router) => {
+  const owned = router.ownedDatabase(req.s);
+  return benchOp({ ...req, s: owned ? owned.s : 0 }, owned ? owned.db : null);
+});
