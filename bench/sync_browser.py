@@ -44,6 +44,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import signal
 import statistics
 import sys
@@ -69,7 +70,8 @@ from bench import sync_d1, sync_inpage  # noqa: E402
 from bench.model import fmt_times  # noqa: E402
 from bench.stats import ratio  # noqa: E402
 from bench.sync_d1 import fmt_count, per_second  # noqa: E402
-from edgesql.sync.protocol import MAX_PAGE_CHANGES  # noqa: E402
+from edgesql.sync.protocol import MAX_PAGE_CHANGES, PROTOCOL_VERSION  # noqa: E402
+from edgesql.sync.rules import RULES  # noqa: E402
 
 __all__ = ["TARGETS", "percentile", "render", "run"]
 
@@ -85,8 +87,8 @@ TARGETS = {
     "pull_query_p99_ms": 5.0,
     "capture_ratio": 2.0,
 }
-#: What the browser's DB worker asks for per pull request (worker/sync.js PULL_LIMIT).
-WORKER_PULL_LIMIT = 2000
+#: What the browser's DB worker asks for per pull request (the replica rules both loops read).
+WORKER_PULL_LIMIT: int = RULES["pull_limit"]
 #: Keys in local_points, the table the point queries read.
 POINTS = 10_000
 INPAGE_DIR = "/home/pyodide/syncbench"
@@ -216,12 +218,21 @@ async def _seed(url: str, rows: int, tx_rows: int) -> dict[str, Any]:
 def _http_pull(url: str, limit: int) -> dict[str, Any]:
     """Fetch every change from cursor 0 with pull-only requests, as the worker asks for
     them, and apply nothing: what the primary and HTTP cost on their own."""
-    replica = uuid.uuid4().hex
+    replica, key = uuid.uuid4().hex, secrets.token_urlsafe(24)
     cursor, changes, requests, body_bytes = 0, 0, 0, 0
     start = time.perf_counter()
     while True:
         body = json.dumps(
-            {"v": 1, "replica": replica, "schema": 1, "cursor": cursor, "limit": limit, "changes": []}
+            {
+                "v": PROTOCOL_VERSION,
+                "replica": replica,
+                "key": key,
+                "schema": 1,
+                "cursor": cursor,
+                "high": 0,
+                "limit": limit,
+                "changes": [],
+            }
         ).encode()
         req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
         with urllib.request.urlopen(req, timeout=60) as resp:
