@@ -9,8 +9,7 @@
  * database stops it when it closes (store.js) — so sync.js can change inside.
  */
 
-import { errorJson } from './dispatch.js';
-import { EdgeError, SQLITE_MISUSE } from './errors.js';
+import { EdgeError, errorToData, SQLITE_MISUSE } from './errors.js';
 import { SyncError, Syncer } from './sync.js';
 
 /**
@@ -68,7 +67,9 @@ export async function syncRequest(db, req, ls, emit) {
         throw new EdgeError(`unknown request ${req.op}`, SQLITE_MISUSE, 'InterfaceError');
     }
   } catch (e) {
-    return errorJson(syncErrorData(e), false);
+    // No `tx`: a sync request neither opens nor ends the session's transaction,
+    // and saying `false` would make Python believe an open one had ended.
+    return JSON.stringify({ ok: false, error: errorToData(syncErrorData(e)) });
   }
 }
 
