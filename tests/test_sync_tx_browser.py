@@ -36,7 +36,7 @@ def test_the_workers_sync_waits_for_the_apps_transaction(
     page = open_console(ctx.new_page(), server.url)
     run_py(
         page,
-        'import edgesql, asyncio\ndb = await edgesql.connect("tx.db", sync_url="/sync", sync_interval=0)',
+        'import edgesql, asyncio\ntxdb = await edgesql.connect("tx.db", sync_url="/sync", sync_interval=0)',
     )
 
     async def other_device() -> None:
@@ -55,16 +55,16 @@ class Rollback(Exception):
 
 seen = {}
 try:
-    async with db.transaction() as tx:
+    async with txdb.transaction() as tx:
         await tx.execute("INSERT INTO projects (id, name) VALUES ('rolled', 'never')")
-        other = asyncio.ensure_future(db.sync())   # another task syncs meanwhile
+        other = asyncio.ensure_future(txdb.sync())   # another task syncs meanwhile
         await asyncio.sleep(0.4)
         seen["waiting"] = not other.done()
         raise Rollback
 except Rollback:
     pass
 await other
-seen["after_rollback"] = (await db.execute("SELECT count(*) FROM projects WHERE id = 'rolled'")).scalar()
+seen["after_rollback"] = (await txdb.execute("SELECT count(*) FROM projects WHERE id = 'rolled'")).scalar()
 seen
 """,
     )
@@ -79,17 +79,17 @@ seen
         page,
         """
 seen = {}
-async with db.transaction() as tx:
+async with txdb.transaction() as tx:
     before = (await tx.execute("SELECT count(*) FROM projects")).scalar()
-    pulling = asyncio.ensure_future(db.sync())
+    pulling = asyncio.ensure_future(txdb.sync())
     await asyncio.sleep(0.4)
     # No pulled slice lands between two statements of this transaction.
     seen["same_view"] = (await tx.execute("SELECT count(*) FROM projects")).scalar() == before
     await tx.execute("INSERT INTO projects (id, name) VALUES ('mine', 'committed')")
 await pulling
-seen["pulled"] = (await db.execute("SELECT count(*) FROM projects WHERE name LIKE 'other %'")).scalar()
-await db.sync()
-seen["pending"] = (await db.sync_status()).pending
+seen["pulled"] = (await txdb.execute("SELECT count(*) FROM projects WHERE name LIKE 'other %'")).scalar()
+await txdb.sync()
+seen["pending"] = (await txdb.sync_status()).pending
 seen
 """,
     )

@@ -18,6 +18,11 @@ export const RULES = Object.freeze({
     503,
     504
   ],
+  "answer_fields": {
+    "acked": "integer",
+    "cursor": "integer",
+    "changes": "array"
+  },
   "reactions": [
     {
       "status": 409,
@@ -44,4 +49,18 @@ export const RULES = Object.freeze({
 export function reaction(status, error) {
   const r = RULES.reactions.find((x) => x.status === status && x.error === error);
   return r ? r.do : 'fail';
+}
+
+/**
+ * Why a 200 answer is not a sync response, or null (see answer_fields).
+ * @param {any} answer @returns {string | null}
+ */
+export function answerProblem(answer) {
+  if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) return 'the answer is not a JSON object';
+  for (const [field, kind] of Object.entries(RULES.answer_fields)) {
+    const v = answer[field];
+    const ok = kind === 'integer' ? Number.isSafeInteger(v) && v >= 0 : Array.isArray(v);
+    if (!ok) return `its '${field}' is not an ${kind}`;
+  }
+  return null;
 }

@@ -17,7 +17,7 @@
  * committed writes.
  */
 
-import { RULES, reaction } from './replica-rules.js';
+import { RULES, answerProblem, reaction } from './replica-rules.js';
 
 /**
  * A pulled page is applied in slices, each its own transaction, with a turn of
@@ -418,10 +418,15 @@ export class Syncer {
       throw err;
     }
     let r;
+    let problem;
     try {
       r = await res.json();
+      problem = answerProblem(r);
     } catch (e) {
-      throw new SyncError(`the primary's answer is not a sync response (${e.message})`, 'bad_response');
+      problem = e.message;
+    }
+    if (problem !== null) {
+      throw new SyncError(`the primary's answer is not a sync response (${problem})`, 'bad_response');
     }
     await this.db.whenIdle();
     const rejected = r.rejected || [];

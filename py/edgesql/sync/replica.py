@@ -29,7 +29,7 @@ from typing import Any
 
 from .._exceptions import ProgrammingError
 from .migrate import apply_schema_doc, cached_doc
-from .rules import RULES, reaction
+from .rules import RULES, answer_problem, reaction
 from .status import SyncError, SyncProgress, SyncResult, SyncStatus
 from .transport import HttpTransport, Response, Transport
 
@@ -275,13 +275,15 @@ class NativeReplica:
             raise err
         try:
             r = json.loads(resp.body)
-            acked, changes, new_cursor = int(r["acked"]), r["changes"], int(r["cursor"])
-            rejected = r.get("rejected", [])
-            snapshot = r.get("snapshot")
-        except (ValueError, KeyError, TypeError) as e:
-            raise SyncError(
-                f"the primary's answer is not a sync response ({e})", code="bad_response"
-            ) from None
+        except ValueError as e:
+            r, problem = None, str(e)
+        else:
+            problem = answer_problem(r)
+        if problem is not None:
+            raise SyncError(f"the primary's answer is not a sync response ({problem})", code="bad_response")
+        acked, changes, new_cursor = r["acked"], r["changes"], r["cursor"]
+        rejected = r.get("rejected") or []
+        snapshot = r.get("snapshot")
         await self._when_idle()
 
         def apply() -> None:

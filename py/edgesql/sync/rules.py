@@ -17,7 +17,7 @@ from typing import Any
 from .clientsql import MAX_CELLS_BYTES
 from .protocol import MAX_PAGE_BYTES, PROTOCOL_VERSION
 
-__all__ = ["RULES", "reaction", "render_js"]
+__all__ = ["RULES", "answer_problem", "reaction", "render_js"]
 
 #: Everything both loops read. Times in milliseconds.
 RULES: dict[str, Any] = {
@@ -39,6 +39,9 @@ RULES: dict[str, Any] = {
     # Statuses of GET /schema after which a replica that has a cached schema starts on it,
     # as if offline: the primary's trouble, not this database's (a 401 is a setup error).
     "schema_fallback_statuses": [429, 500, 502, 503, 504],
+    # A 200 answer is a sync response only with these fields of these JSON types (else
+    # the round fails as bad_response and nothing is applied).
+    "answer_fields": {"acked": "integer", "cursor": "integer", "changes": "array"},
     # What a replica does with an answer that is not 200: "rotate" (take a new replica id
     # and key, then sync again: another copy of this database, or another device, used
     # this id), "migrate" (fetch the schema, migrate, sync again), else fail the round
@@ -59,6 +62,18 @@ def reaction(status: int, error: str | None) -> str:
     return "fail"
 
 
+def answer_problem(answer: Any) -> str | None:
+    """Why a 200 answer is not a sync response, or None (see ``answer_fields``)."""
+    if not isinstance(answer, dict):
+        return "the answer is not a JSON object"
+    for field, kind in RULES["answer_fields"].items():
+        v = answer.get(field)
+        ok = (type(v) is int and v >= 0) if kind == "integer" else isinstance(v, list)
+        if not ok:
+            return f"its {field!r} is not an {kind}"
+    return None
+
+
 JS_PATH = Path("worker") / "replica-rules.js"
 
 
@@ -73,5 +88,16 @@ def render_js() -> str:
         "export function reaction(status, error) {\n"
         "  const r = RULES.reactions.find((x) => x.status === status && x.error === error);\n"
         "  return r ? r.do : 'fail';\n"
+        "}\n\n"
+        "/**\n * Why a 200 answer is not a sync response, or null (see answer_fields).\n"
+        " * @param {any} answer @returns {string | null}\n */\n"
+        "export function answerProblem(answer) {\n"
+        "  if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) return 'the answer is not a JSON object';\n"
+        "  for (const [field, kind] of Object.entries(RULES.answer_fields)) {\n"
+        "    const v = answer[field];\n"
+        "    const ok = kind === 'integer' ? Number.isSafeInteger(v) && v >= 0 : Array.isArray(v);\n"
+        "    if (!ok) return `its '${field}' is not an ${kind}`;\n"
+        "  }\n"
+        "  return null;\n"
         "}\n"
     )
