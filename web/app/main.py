@@ -13,6 +13,10 @@ that never synced needs the server once (for the app's tables): without it
 the page says so and how to fix it, and retries when the browser comes back
 online. After the first sync the app starts offline like any other time.
 
+When the server needs a token (``serve.py --auth-token``) and turns the
+device away, the page asks for it; it is kept in this browser
+(``app.syncbar.saved_token``) and given to ``connect(auth_token=...)``.
+
 Once the app is on screen: ``<html data-ready="true">``; ``window.pyodide``
 runs Python in this namespace, where ``db`` is the open database and ``app``
 the running :class:`app.ui.App` (tests and devtools use them).
@@ -42,6 +46,7 @@ def _loading(text: str) -> None:
 
 
 def _fatal(title: str, text: str, help_text: str = "", detail: str = "", code: str = "error") -> None:
+    document.getElementById("token-form").hidden = code != "unauthorized"
     document.getElementById("loading").hidden = True
     document.getElementById("app").hidden = True
     document.getElementById("fatal").hidden = False
@@ -69,11 +74,27 @@ async def _install_edgesql() -> None:
 
 async def _connect():  # -> edgesql.Connection | None
     import edgesql
+    from app.syncbar import saved_token
 
+    token = saved_token()
     try:
-        return await edgesql.connect(DB_NAME, sync_url=SYNC_URL, sync_interval=SYNC_INTERVAL_S)
+        return await edgesql.connect(
+            DB_NAME, sync_url=SYNC_URL, sync_interval=SYNC_INTERVAL_S, auth_token=token
+        )
     except edgesql.SyncError as e:
-        if e.code == "offline":
+        if e.code == "unauthorized":
+            _fatal(
+                "The sync server refused this token" if token else "This sync server needs a token",
+                "Your tasks are kept on this device and synced with a server that lets in only apps "
+                "that know its token.",
+                "Ask whoever runs the server for the app's token (the one serve.py was started with, "
+                "--auth-token) and enter it below.",
+                str(e),
+                code="unauthorized",
+            )
+            document.getElementById("token-input").value = ""
+            document.getElementById("token-input").focus()
+        elif e.code == "offline":
             _fatal(
                 "You're offline, and this device has no copy yet",
                 "Your tasks live on this device and the app works offline — but the very first "
@@ -101,6 +122,7 @@ async def start() -> None:
     if _starting or app is not None:
         return
     _starting = True
+    document.documentElement.removeAttribute("data-ready")  # this attempt's outcome comes next
     try:
         document.getElementById("fatal").hidden = True
         document.getElementById("loading").hidden = False
@@ -154,7 +176,18 @@ def _retry(*_args: object) -> None:
         task.add_done_callback(_retrying.discard)
 
 
+def _save_token(event: object) -> None:
+    """The token form on the start screen: keep the token, then try to start again."""
+    event.preventDefault()  # type: ignore[attr-defined]
+    from app.syncbar import save_token
+
+    save_token(str(document.getElementById("token-input").value))
+    _retry()
+
+
 _retry_proxy = create_proxy(_retry)
+_save_token_proxy = create_proxy(_save_token)
+document.getElementById("token-form").addEventListener("submit", _save_token_proxy)
 document.getElementById("retry").addEventListener("click", _retry_proxy)
 window.addEventListener("online", _retry_proxy)
 await start()

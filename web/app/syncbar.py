@@ -10,6 +10,11 @@ changes, it tells the app, which re-reads ``_edgesql_rejected``::
 
     bar = SyncIndicator(db, on_rejected=app.rejected_changed, notify=app.toast)
     spawn(bar.run())
+
+The token the sync server asks for (``serve.py --auth-token``) is kept in this
+browser's localStorage (:func:`saved_token`, :func:`save_token`): ``main.py``
+passes it to ``connect(auth_token=...)`` and asks for it when the server turns
+the device away; the sidebar's Token field changes it.
 """
 
 from __future__ import annotations
@@ -18,15 +23,33 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import js  # type: ignore[import-not-found]
 from pyscript import document  # type: ignore[import-not-found]
 
 import edgesql
 
 from .views import ago
 
-__all__ = ["SyncIndicator"]
+__all__ = ["SyncIndicator", "save_token", "saved_token"]
 
 POLL_S = 1.0
+TOKEN_KEY = "edgesql-demo:sync-token"
+
+
+def saved_token() -> str | None:
+    """The sync token kept on this device, or None."""
+    token = js.localStorage.getItem(TOKEN_KEY)
+    return str(token) if token else None
+
+
+def save_token(token: str) -> None:
+    """Keep ``token`` on this device (an empty one forgets it). Blanks around it are dropped:
+    a pasted token often brings a line break, and no server accepts a token with them."""
+    token = token.strip()
+    if token:
+        js.localStorage.setItem(TOKEN_KEY, token)
+    else:
+        js.localStorage.removeItem(TOKEN_KEY)
 
 
 def _el(id_: str) -> Any:
@@ -76,6 +99,10 @@ class SyncIndicator:
         elif not st.online:
             state = "off"
             label = "Offline"
+            if st.retry_in is not None and st.retry_in >= 1:
+                label += f" · retrying in {st.retry_in:.0f} s"
+        elif st.last_error:  # the server answered, and refused (a token, a schema): see the details
+            state, label = "off", "Sync failed"
             if st.retry_in is not None and st.retry_in >= 1:
                 label += f" · retrying in {st.retry_in:.0f} s"
         elif st.pending:

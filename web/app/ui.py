@@ -4,7 +4,8 @@ State is small — the selected project, the open task, the search text and
 which view is shown — and every list on the page is a :class:`LiveView`, so
 a write anywhere (this page, the console, another tab, another device
 through sync) redraws what it affects and nothing else. Selecting something
-only changes a view's parameters.
+only changes a view's parameters. The sidebar's Token field keeps the sync
+token on the device (``syncbar.save_token``) and reloads to use it.
 
 One listener per event type on ``document`` dispatches on the target's
 ``data-action`` (clicks) or the form's id (submits). Writes go through
@@ -32,7 +33,7 @@ from . import data, views
 from .data import InputError, Search
 from .live import LiveView, on_task_error, spawn
 from .seed import add_sample_data
-from .syncbar import SyncIndicator
+from .syncbar import SyncIndicator, save_token, saved_token
 
 __all__ = ["App"]
 
@@ -134,6 +135,7 @@ class App:
         self.live_projects.show(data.PROJECTS_SQL)
         self.live_tags.show(data.TAGS_SQL)
         el("search-mode").textContent = "full-text search (FTS5)" if self.search.fts else "simple search"
+        el("sync-token").placeholder = "saved on this device" if saved_token() else "none"
         spawn(self.sync.run())
         await self._first_projects.wait()
 
@@ -500,6 +502,14 @@ class App:
         if form_id in adders:
             box_id, add = adders[form_id]
             spawn(add(*self._take(box_id)))  # taken now, before the next key press
+        elif form_id == "sync-token-form":
+            self._change_token()
+
+    def _change_token(self) -> None:
+        """Keep the token typed in the sidebar, and start again with it (the open database
+        has the old one: a reload opens it anew, the quickest way to a clean start)."""
+        save_token(str(self._take("sync-token")[1]))
+        js.location.reload()
 
     def _take(self, box_id: str) -> tuple[Any, str]:
         """Empty an input box at once, returning what it held.
