@@ -12,9 +12,15 @@
  * call made while another holds the buffer) the call gets a ticket and its
  * answer comes by postMessage or Atomics.waitAsync. Calls from one task are
  * awaited one after the other, so each task's calls keep their order.
+ *
+ * `interrupt(s, key, gen, name)` stops what a connection runs: the signal
+ * goes where the worker running the statement reads it while it runs
+ * (worker/signals.js): this page's SharedArrayBuffer, or, without one, the
+ * database's signal file through a small worker of its own.
  */
 
 import * as L from '../worker/sab-layout.js';
+import { pack, SIGNAL_SLOTS } from '../worker/signals.js';
 
 /** How long the page spins for a fast-path answer before it stops blocking the page. */
 const SPIN_MS = 0.5;
@@ -33,6 +39,10 @@ export class Bridge {
     this.waiters = new Map();
     /** Tickets sent by postMessage and not answered yet. */
     this.pending = new Set();
+    /** Tickets whose caller stopped waiting (a deadline passed): their answers are dropped. */
+    this.abandoned = new Set();
+    /** The worker that writes interrupt signals for a page without a SharedArrayBuffer, once needed. */
+    this.signalWriter = null;
     /** The one call that may use the SharedArrayBuffer at a time, and its ticket once slow. */
     this.sabBusy = false;
     this.sabTicket = 0;
@@ -48,8 +58,37 @@ export class Bridge {
       this.sab = new SharedArrayBuffer(L.HEADER_BYTES + L.DATA_BYTES);
       this.ctl = new Int32Array(this.sab, 0, L.HEADER_BYTES / 4);
       this.data = new Uint8Array(this.sab, L.HEADER_BYTES, L.DATA_BYTES);
-      this.worker.postMessage({ type: 'sab', buffer: this.sab });
+      this.slots = new BigUint64Array(new SharedArrayBuffer(SIGNAL_SLOTS * 8));
+      this.worker.postMessage({ type: 'sab', buffer: this.sab, slots: this.slots.buffer });
     }
+  }
+
+  /**
+   * Stop what session `s` runs now (db.interrupt()): its connection's key and
+   * its count of interrupts `gen`; `name` names the database's signal file.
+   * @param {number} s @param {number} key @param {number} gen @param {string} name
+   */
+  interrupt(s, key, gen, name) {
+    if (this.sab) {
+      Atomics.store(this.slots, key % SIGNAL_SLOTS, pack(key, gen));
+      // Pull the worker out of its hot Atomics.wait so it reads the message below now.
+      Atomics.add(this.ctl, L.KICK, 1);
+      Atomics.notify(this.ctl, L.REQ_SEQ);
+    } else {
+      if (!this.signalWriter) {
+        this.signalWriter = new Worker(new URL('../worker/signal-writer.js', import.meta.url),
+          { type: 'module', name: 'edgesql-signals' });
+      }
+      this.signalWriter.postMessage({ name, key, gen });
+    }
+    // Requests of the session still queued in a worker are answered there.
+    this.worker.postMessage({ type: 'interrupt', s, gen });
+  }
+
+  /** Stop waiting for the answer to `ticket`; it is dropped when it comes. @param {number} ticket */
+  abandon(ticket) {
+    this.waiters.delete(ticket);
+    if (!this.results.delete(ticket)) this.abandoned.add(ticket);
   }
 
   /** True when calls can be answered synchronously (a cross-origin isolated page). */
@@ -104,6 +143,7 @@ export class Bridge {
 
   settle(ticket, text) {
     this.pending.delete(ticket);
+    if (this.abandoned.delete(ticket)) return;
     const waiter = this.waiters.get(ticket);
     if (waiter) {
       this.waiters.delete(ticket);

@@ -2,11 +2,14 @@
  * The DB worker: owns SQLite-Wasm and the OPFS databases of this tab.
  *
  * Messages from the page (postMessage):
- *   {type: 'sab', buffer}        start serving synchronous calls through a SharedArrayBuffer
+ *   {type: 'sab', buffer, slots} start serving synchronous calls through a SharedArrayBuffer;
+ *                                `slots`: the page's interrupt signals (signals.js, interrupts.js)
  *   {type: 'req', id, body}      a request (JSON text, see codec.js); answered {type: 'res', id, body}
+ *   {type: 'interrupt', s, gen}  the page interrupted session s (db.interrupt()), now at gen
  *   {type: 'online'}             the browser is back online: sync now
- * Requests: open, execute, executemany, batch, script, tx, tables, close
- * (dispatch.js), sync.start, sync.now, sync.status (sync-host.js); every
+ * Requests: open, execute, executemany, batch, script, tx, tables,
+ * cursor.open, cursor.next, cursor.close, close (dispatch.js), sync.start,
+ * sync.now, sync.status (sync-host.js); every
  * answer is JSON text {ok: true, ...} or {ok: false, error: {code, name, message, kind}}.
  *
  * Databases are opened by store.js (opfs-sahpool, or memory where OPFS is
@@ -18,6 +21,7 @@ import { parseRequest } from './codec.js';
 import { errorJson } from './dispatch.js';
 import { EdgeError, SQLITE_CANTOPEN, SQLITE_MISUSE } from './errors.js';
 import { addedOp } from './extra-ops.js';
+import { setPageSlots } from './interrupts.js';
 import { Router } from './router.js';
 import * as L from './sab-layout.js';
 import { sliceHalfApplied, syncInProgress } from './sync.js';
@@ -142,7 +146,12 @@ async function serveSab(buffer) {
 self.onmessage = async (ev) => {
   const msg = ev.data;
   if (msg.type === 'sab') {
+    if (msg.slots) setPageSlots(new BigUint64Array(msg.slots));
     serveSab(msg.buffer);
+    return;
+  }
+  if (msg.type === 'interrupt') {
+    router.interrupt(msg.s, msg.gen);
     return;
   }
   if (msg.type === 'online') {

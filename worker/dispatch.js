@@ -2,8 +2,10 @@
  * Request dispatch: what each request of a session does on the database,
  * and its answer as JSON text.
  *
- * Ops: execute, executemany, batch, script, tx, tables (py/edgesql/_browser.py
- * sends them). An answer is always text, never an exception: a failure
+ * Ops: execute, executemany, batch, script, tx, tables, cursor.open,
+ * cursor.next, cursor.close (py/edgesql/_browser.py sends them). Every op
+ * but a transaction's end runs guarded (interrupts.js): late or interrupted,
+ * it does not start; running, it stops. An answer is always text, never an exception: a failure
  * becomes {ok: false, error: {code, name, message, kind}} (errors.js), which
  * Python turns into the matching exception with SQLite's code. Every answer
  * says whether the session now holds a transaction (`tx`), which the tab
@@ -14,7 +16,8 @@ import { errorToData, EdgeError, SQLITE_MISUSE } from './errors.js';
 import { atomic, txControl } from './transactions.js';
 
 /** @typedef {{op: string, s?: number, sql?: string, params?: any, rows?: any[],
- *   stmts?: any[], action?: string, name?: string, mode?: string, key?: any}} Request */
+ *   stmts?: any[], action?: string, name?: string, mode?: string, key?: any,
+ *   c?: number, n?: number, g?: number, dl?: number, $page?: boolean}} Request */
 
 /**
  * Run a request now and settle the session; errors become an error answer.
@@ -40,20 +43,43 @@ export function answer(db, req) {
  * @returns {string}
  */
 export function dispatch(db, req, wrapped) {
+  // A transaction's end finishes what already ran, and a cursor's close frees a statement: never refused.
+  if ((req.op === 'tx' && req.action !== 'begin') || req.op === 'cursor.close') return run(db, req, wrapped);
+  return db.interrupts.guard(req, db.inTx() && !wrapped, () => run(db, req, wrapped));
+}
+
+/** Run a statement as `execute` runs it. @param {import('./engine.js').Database} db @param {Request} req */
+function execute(db, req) {
+  const sql = req.sql;
+  const write = db.beforeCommit.length && !db.inTx() && !db.isReadonly(sql);
+  const commitNow = db.beforeCommit.length && db.inTx() && /^\s*(COMMIT|END)\b/i.test(sql);
+  if (commitNow) {
+    // A COMMIT typed by the user still closes a unit of the outbox.
+    for (const hook of db.beforeCommit) db.run(hook, []);
+  }
+  const r = write ? atomic(db, () => db.run(sql, req.params ?? [])) : db.run(sql, req.params ?? []);
+  if (commitNow && db.onCommit) db.onCommit();
+  return r;
+}
+
+/** @param {import('./engine.js').Database} db @param {Request} req @param {boolean} wrapped */
+function run(db, req, wrapped) {
   const tx = () => (db.inTx() && !wrapped ? 'true' : 'false');
   switch (req.op) {
-    case 'execute': {
-      const sql = req.sql;
-      const write = db.beforeCommit.length && !db.inTx() && !db.isReadonly(sql);
-      const commitNow = db.beforeCommit.length && db.inTx() && /^\s*(COMMIT|END)\b/i.test(sql);
-      if (commitNow) {
-        // A COMMIT typed by the user still closes a unit of the outbox.
-        for (const hook of db.beforeCommit) db.run(hook, []);
-      }
-      const r = write ? atomic(db, () => db.run(sql, req.params ?? [])) : db.run(sql, req.params ?? []);
-      if (commitNow && db.onCommit) db.onCommit();
-      return resultJson(r, tx());
+    case 'execute':
+      return resultJson(execute(db, req), tx());
+    case 'cursor.open': {
+      const s = req.s || 0;
+      const fields = db.cursors.runsAtOnce(req.sql)
+        ? db.cursors.openRows(s, execute(db, req), req.n)
+        : `"n":0,"rowid":null,${db.cursors.openLazy(s, req.sql, req.params ?? [], req.n)}`;
+      return `{"ok":true,${fields},"tx":${tx()}}`;
     }
+    case 'cursor.next':
+      return `{"ok":true,${db.cursors.nextPage(req.s || 0, req.c, req.n)},"tx":${tx()}}`;
+    case 'cursor.close':
+      db.cursors.close(req.c);
+      return `{"ok":true,"tx":${tx()}}`;
     case 'executemany': {
       const r = atomic(db, () => db.runMany(req.sql, req.rows));
       return resultJson(r, tx());

@@ -11,7 +11,9 @@
  */
 
 import { ChangeTracker } from './changes.js';
+import { Cursors } from './cursors.js';
 import { answer } from './dispatch.js';
+import { Interrupts } from './interrupts.js';
 import { RequestLog } from './request-log.js';
 import { Sessions } from './sessions.js';
 import { Statements } from './statements.js';
@@ -36,6 +38,10 @@ export class Database extends Statements {
     this.onCommit = null;
     this.sessions = new Sessions(this);
     this.log = new RequestLog(this);
+    /** Stops a page's statement on db.interrupt() or its deadline (interrupts.js). */
+    this.interrupts = new Interrupts(this);
+    /** Open db.iterate() statements, read page by page (cursors.js). */
+    this.cursors = new Cursors(this);
   }
 
   /** Called with the set of tables each committed change touched (live queries). */
@@ -49,14 +55,27 @@ export class Database extends Statements {
 
   // -- sessions and their requests ---------------------------------------------------------
 
-  /** A new session (a connect() in some tab's page). @returns {number} */
-  openSession() {
-    return this.sessions.add();
+  /**
+   * A new session (a connect() in some tab's page).
+   * @param {number} [key] its interrupt key (signals.js), 0 or absent for none
+   * @returns {number}
+   */
+  openSession(key = 0) {
+    const s = this.sessions.add();
+    if (key) this.interrupts.keys.set(s, key);
+    return s;
   }
 
-  /** A session goes away: its open transaction is rolled back. @param {number} s */
+  /** A session goes away: its cursors close, its open transaction is rolled back. @param {number} s */
   endSession(s) {
+    this.cursors.closeSession(s);
+    this.interrupts.keys.delete(s);
     this.sessions.end(s);
+  }
+
+  close() {
+    this.cursors.closeAll();
+    super.close();
   }
 
   /**
@@ -67,7 +86,7 @@ export class Database extends Statements {
    */
   handle(req) {
     const s = req.s || 0;
-    if (req.op !== 'close' && this.sessions.blocked(s)) return this.sessions.wait(req.s, () => this.handle(req));
+    if (req.op !== 'close' && this.sessions.blocked(s)) return this.sessions.wait(req.s, () => this.handle(req), req);
     return answer(this, req);
   }
 

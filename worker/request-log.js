@@ -94,7 +94,7 @@ export class RequestLog {
   mayWrite(req) {
     switch (req.op) {
       case 'executemany': case 'batch': case 'script': return true;
-      case 'execute':
+      case 'execute': case 'cursor.open':
         try {
           return !this.db.isReadonly(req.sql);
         } catch {
@@ -119,7 +119,7 @@ export class RequestLog {
       return errorJson(new EdgeError('the tab that held the database closed before this transaction committed, ' +
         'so it was rolled back; run the whole transaction again', SQLITE_ABORT, 'OperationalError', 'SQLITE_ABORT'), false);
     }
-    if (db.sessions.blocked(s)) return db.sessions.wait(req.s, () => this.answerOnce(req, key));
+    if (db.sessions.blocked(s)) return db.sessions.wait(req.s, () => this.answerOnce(req, key), req);
     const stored = this.stored(key);
     if (stored !== null) return stored;
     if (req.op === 'tx' && req.action === 'commit' && db.inTx()) {
@@ -145,7 +145,8 @@ export class RequestLog {
         commit(db);
       } else {
         // The request failed: nothing of it may stay, and nothing is recorded, so a resend runs it again.
-        db.run('ROLLBACK', []);
+        // (SQLite may have rolled back already: an interrupted write ends its transaction.)
+        if (db.inTx()) db.run('ROLLBACK', []);
         db.changes.discard();
       }
     } catch (e) {

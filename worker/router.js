@@ -71,7 +71,7 @@ export class Router {
     const ls = { id: this.nextSession++, route, engineS: 0, path, options, sync: null, inTx: false, broken: false };
     let answer;
     if (route.role === 'owner') {
-      ls.engineS = route.db.openSession();
+      ls.engineS = route.db.openSession(options.ik);
       answer = JSON.parse(this.openAnswer(route.db, ls.engineS));
     } else {
       answer = JSON.parse(await route.forwardRaw({ op: 'open', path, options }));
@@ -80,7 +80,14 @@ export class Router {
     }
     route.local.add(ls);
     this.sessions.set(ls.id, ls);
-    return JSON.stringify({ ...answer, s: ls.id, owner: route.role === 'owner' });
+    // signals: the name of the database's interrupt signal file, for a page without a SharedArrayBuffer.
+    return JSON.stringify({ ...answer, s: ls.id, owner: route.role === 'owner', signals: route.signalName });
+  }
+
+  /** The page interrupted its session `s` (db.interrupt()); its count of interrupts is now `gen`. */
+  interrupt(s, gen) {
+    const ls = this.sessions.get(s);
+    if (ls) ls.route.interrupt(ls, gen);
   }
 
   /** A request for one of this page's sessions. */

@@ -11,11 +11,12 @@
 
 import { EdgeError, SQLITE_BUSY } from './errors.js';
 import { errorJson } from './dispatch.js';
+import { epochMs, interruptedError } from './interrupts.js';
 
 /** How long a request waits for another session's transaction before SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5000;
 
-/** @typedef {{s: number, run: () => void, timer: any}} Waiting */
+/** @typedef {{s: number, req: any, run: () => void, fail: (body: string) => void, timer: any}} Waiting */
 
 export class Sessions {
   /** @param {import('./engine.js').Database} db */
@@ -45,25 +46,45 @@ export class Sessions {
   }
 
   /**
-   * Queue a request of session `s` behind another session's transaction.
+   * Queue a request of session `s` behind another session's transaction,
+   * for BUSY_TIMEOUT_MS or until its deadline (`req.dl`), whichever is sooner.
    * @param {number} s @param {() => string | Promise<string>} run answers it once its turn comes
+   * @param {any} req the request (its deadline, and the interrupts it was sent after)
    * @returns {Promise<string>}
    */
-  wait(s, run) {
+  wait(s, run, req) {
     return new Promise((resolve) => {
+      const untilDeadline = req && req.dl ? req.dl - epochMs() : Infinity;
+      const busy = BUSY_TIMEOUT_MS <= untilDeadline;
       /** @type {Waiting} */
       const entry = {
         s,
+        req,
         run: () => resolve(run()),
-        timer: setTimeout(() => {
+        fail: (body) => {
           this.waiting.splice(this.waiting.indexOf(entry), 1);
-          resolve(errorJson(new EdgeError(
+          clearTimeout(entry.timer);
+          resolve(body);
+        },
+        timer: setTimeout(() => entry.fail(busy
+          ? errorJson(new EdgeError(
             `database is locked: another connection has held a transaction open for more than ${BUSY_TIMEOUT_MS / 1000} s; commit or roll it back (async with db.transaction() does this for you)`,
-            SQLITE_BUSY, 'OperationalError'), false));
-        }, BUSY_TIMEOUT_MS),
+            SQLITE_BUSY, 'OperationalError'), false)
+          : errorJson(interruptedError('timeout', false, false), false)), Math.max(0, Math.min(BUSY_TIMEOUT_MS, untilDeadline))),
       };
       this.waiting.push(entry);
     });
+  }
+
+  /**
+   * Session `s` was interrupted (its gen is now `gen`): its requests queued
+   * here, sent before that, are answered as interrupted without running.
+   * @param {number} s @param {number} gen
+   */
+  interrupted(s, gen) {
+    for (const entry of this.waiting.filter((w) => w.s === s && ((w.req && w.req.g) || 0) < gen)) {
+      entry.fail(errorJson(interruptedError('interrupt', false, false), false));
+    }
   }
 
   /**

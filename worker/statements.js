@@ -50,6 +50,24 @@ export class Statements {
       this.stmts.set(sql, cached);
       return cached;
     }
+    const { pStmt, tables } = this.compile(sql);
+    this.stmts.set(sql, pStmt);
+    this.changes.remember(pStmt, tables);
+    if (this.stmts.size > STMT_CACHE_SIZE) {
+      const [oldSql, oldStmt] = this.stmts.entries().next().value;
+      this.stmts.delete(oldSql);
+      this.changes.forget(oldStmt);
+      this.capi.sqlite3_finalize(oldStmt);
+    }
+    return pStmt;
+  }
+
+  /**
+   * Prepare one statement that the caller owns (and finalizes); refuses SQL holding several.
+   * @param {string} sql
+   * @returns {{pStmt: number, tables: import('./changes.js').Tables}} the statement and the tables it touches
+   */
+  compile(sql) {
     const { capi, wasm } = this;
     const [pSql, nSql] = wasm.allocCString(sql, true);
     const stack = wasm.pstack.pointer;
@@ -78,15 +96,12 @@ export class Statements {
       wasm.pstack.restore(stack);
       wasm.dealloc(pSql);
     }
-    this.stmts.set(sql, pStmt);
-    this.changes.remember(pStmt, tables);
-    if (this.stmts.size > STMT_CACHE_SIZE) {
-      const [oldSql, oldStmt] = this.stmts.entries().next().value;
-      this.stmts.delete(oldSql);
-      this.changes.forget(oldStmt);
-      capi.sqlite3_finalize(oldStmt);
-    }
-    return pStmt;
+    return { pStmt, tables };
+  }
+
+  /** Bind a request's parameters to a statement. @param {number} pStmt @param {any} params */
+  bind(pStmt, params) {
+    bindParams(this, pStmt, params);
   }
 
   /** True if the n bytes at pSql hold another statement (not just blanks/comments). */

@@ -32,7 +32,8 @@ export function initSqlite() {
   return sqlite3Promise;
 }
 
-function poolName(path) {
+/** The name of a database's OPFS pool (and of its interrupt signal file, signals.js). @param {string} path */
+export function poolName(path) {
   // VFS names and OPFS directory names are derived from the database name,
   // so two databases never share a pool (and a lock).
   return 'edgesql-' + path.replace(/[^A-Za-z0-9_.-]/g, '_');

@@ -22,13 +22,17 @@
  *   {t: 'req', to, id, s, body}           a follower's request (body: the page's JSON text)
  *   {t: 'res', to, id, body}              the owner's answer
  *   {t: 'event', event}                   changes committed / sync status (owner to all)
+ *   {t: 'interrupt', to, s, gen}          a follower's session was interrupted (db.interrupt()):
+ *                                         its requests queued behind a transaction fail now; a
+ *                                         running one is stopped through the signal file (signals.js)
  */
 
 import { parseRequest } from './codec.js';
 import { errorJson } from './dispatch.js';
 import { EdgeError, SQLITE_MISUSE } from './errors.js';
 import { afterHandoff, afterLostTransaction } from './request-log.js';
-import { closeDatabase, isLockedError, openDatabase } from './store.js';
+import { openSignals } from './signals.js';
+import { closeDatabase, isLockedError, openDatabase, poolName } from './store.js';
 import { startSync, syncErrorData, syncRequest } from './sync-host.js';
 
 /** This worker's id: names it on the channel and in request keys. */
@@ -73,6 +77,9 @@ export class Route {
     this.ownerWaiters = [];
     this.reattaching = false;
     this.shared = options.storage !== 'memory';
+    /** The database's interrupt signal file (signals.js): the owner reads it, the others write it. */
+    this.signalName = poolName(router.key(path, options));
+    this.signals = openSignals(this.signalName);
     this.channel = this.shared ? new BroadcastChannel(`edgesql:db:${path}`) : null;
     if (this.channel) this.channel.onmessage = (ev) => this.onChannel(ev.data);
     this.ready = this.shared ? this.elect() : this.becomeOwner(false);
@@ -137,6 +144,7 @@ export class Route {
       }
     }
     const db = this.db;
+    db.interrupts.file = await this.signals;
     db.onChange = (tables) => this.emit({ type: 'changes', tables: [...tables] });
     const previousOwner = this.ownerId;
     this.role = 'owner';
@@ -151,7 +159,7 @@ export class Route {
     this.inflight.clear();
     for (const ls of this.local) {
       const wasInTx = ls.inTx;
-      ls.engineS = this.db.openSession();
+      ls.engineS = this.db.openSession(ls.options.ik);
       ls.inTx = false;
       ls.broken = wasInTx;
       if (ls.sync) await startSync(this.db, ls.sync, (event) => this.emit(event));
@@ -159,11 +167,11 @@ export class Route {
     for (const f of pending) {
       if (!f.ls.route) {
         // This worker's own open is opened here; its close and sync.start were done by the adoption above.
-        f.resolve(f.req.op === 'open' ? this.router.openAnswer(this.db, this.db.openSession()) : '{"ok":true}');
+        f.resolve(f.req.op === 'open' ? this.router.openAnswer(this.db, this.db.openSession(f.req.options?.ik)) : '{"ok":true}');
         continue;
       }
       this.replay(f, (req, key) => {
-        Promise.resolve(this.answerHere({ ...req, s: f.ls.engineS }, key, f.ls)).then(f.resolve);
+        Promise.resolve(this.answerHere({ ...req, s: f.ls.engineS, $page: true }, key, f.ls)).then(f.resolve);
       });
     }
   }
@@ -201,8 +209,28 @@ export class Route {
       const answer = afterLostTransaction(req);
       if (answer !== null) return answer;
     }
-    if (this.role === 'owner') return this.answerHere({ ...req, s: ls.engineS }, null, ls);
+    // $page: the request comes from this worker's page, whose interrupts arrive through its SharedArrayBuffer.
+    if (this.role === 'owner') return this.answerHere({ ...req, s: ls.engineS, $page: true }, null, ls);
     return this.forward(ls, req, text);
+  }
+
+  /**
+   * This worker's page interrupted one of its sessions (db.interrupt()). A
+   * statement running here was stopped through the SharedArrayBuffer already;
+   * requests queued here fail now. On another tab's owner, the signal file
+   * stops a running statement and the message answers queued ones.
+   * @param {LocalSession} ls @param {number} gen
+   */
+  async interrupt(ls, gen) {
+    if (this.role === 'owner') {
+      this.db.sessions.interrupted(ls.engineS, gen);
+      return;
+    }
+    const file = await this.signals;
+    if (file && ls.options.ik) file.write(ls.options.ik, gen);
+    if (this.role === 'follower' && this.ownerId) {
+      this.channel.postMessage({ t: 'interrupt', to: this.ownerId, from: WORKER_ID, s: ls.engineS, gen });
+    }
   }
 
   /** Run a request on this worker's database (owner). */
@@ -252,6 +280,9 @@ export class Route {
         return;
       case 'req':
         if (msg.to === WORKER_ID && this.role === 'owner') this.serveRemote(msg);
+        return;
+      case 'interrupt':
+        if (msg.to === WORKER_ID && this.role === 'owner') this.db.sessions.interrupted(msg.s, msg.gen);
         return;
       case 'res':
         if (msg.to === WORKER_ID) {
@@ -334,7 +365,7 @@ export class Route {
     let out;
     try {
       if (req.op === 'open') {
-        const s = this.db.openSession();
+        const s = this.db.openSession(req.options && req.options.ik);
         this.remote.set(s, msg.from);
         out = this.router.openAnswer(this.db, s);
       } else if (req.op === 'close') {
@@ -399,6 +430,7 @@ export class Route {
     this.db = null;
     if (this.release) this.release();
     if (this.channel) this.channel.close();
+    this.signals.then((file) => file && file.close());
     this.router.routes.delete(this.router.key(this.path, this.options));
   }
 }

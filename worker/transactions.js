@@ -43,10 +43,13 @@ export function atomic(db, work) {
       // rolls back on some errors, e.g. a full disk): roll back only what is open.
       if (db.inTx()) db.run('ROLLBACK', []);
       db.changes.discard();
-    } else {
+    } else if (db.inTx()) {
       // Undo this unit only: the session's own transaction goes on.
       db.run('ROLLBACK TO edgesql_atomic', []);
       db.run('RELEASE edgesql_atomic', []);
+    } else {
+      // SQLite ended the whole transaction (it does when it interrupts a write): nothing is left to undo.
+      db.changes.discard();
     }
     throw e;
   }

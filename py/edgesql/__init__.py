@@ -12,9 +12,12 @@ is the same, async, shaped like the libSQL SDK and PEP 249::
         rs = await db.execute("SELECT id, body FROM notes")
         for row in rs.rows:
             print(row["id"], row[1])
+        async for row in db.iterate("SELECT id, body FROM notes"):   # big results, page by page
+            print(row["body"])
 """
 
 from ._connection import Connection, connect
+from ._cursor import Cursor
 from ._exceptions import (
     DatabaseError,
     DataError,
@@ -40,6 +43,7 @@ paramstyle = "qmark"
 
 __all__ = [
     "Connection",
+    "Cursor",
     "DataError",
     "DatabaseError",
     "Error",

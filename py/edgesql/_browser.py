@@ -5,16 +5,30 @@ page is cross-origin isolated a call is answered synchronously through a
 SharedArrayBuffer (tens of microseconds), so ``await db.execute(...)`` often
 completes without suspending; otherwise it awaits a postMessage answer.
 Requests and answers are JSON text with exact types (see ``_wire.py``).
+
+Long statements: a statement runs in the worker, so the page's event loop
+stays free and ``db.interrupt()`` can stop it from any task. Each request
+carries what the worker needs to stop it (worker/interrupts.js): how many
+interrupts its connection had seen when it was sent (``g``), and, with
+``statement_timeout``, its deadline (``dl``). A call whose answer does not
+come within the limit (the worker holding the database is busy with someone
+else's long statement) stops waiting; the worker then refuses to start it.
+Cursors (``db.iterate``) fetch a page per call and, when the answers come
+back synchronously, let the browser draw a frame every ``YIELD_EVERY_S``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ._backend import BackendInfo, Statement
-from ._exceptions import OperationalError, ProgrammingError, error_from_data
+from ._cursor import Page
+from ._exceptions import OperationalError, ProgrammingError, error_from_data, interrupted_message
 from ._result import ResultSet
 from ._wire import PLAIN, dumps, loads
 
@@ -24,6 +38,14 @@ log = logging.getLogger("edgesql")
 
 _config: dict[str, str] = {"bridge_url": "/bridge.js"}
 _bridge: Any = None
+
+SQLITE_INTERRUPT = 9
+#: How long past its deadline a call still waits for its answer before it gives up: the
+#: worker stops a running statement at the deadline itself, so an answer due comes well within.
+DEADLINE_GRACE_S = 0.5
+#: A cursor whose pages come back synchronously gives the browser a turn this often, so the
+#: page keeps drawing frames while Python reads a big result.
+YIELD_EVERY_S = 0.012
 
 
 def configure(*, bridge_url: str | None = None) -> None:
@@ -55,7 +77,15 @@ class BrowserBackend:
     #: Statement values arrive tagged for the worker's plain JSON.parse (see _wire).
     wire_tags = True
 
-    def __init__(self, bridge: Any, session: int, info: BackendInfo) -> None:
+    def __init__(
+        self,
+        bridge: Any,
+        session: int,
+        info: BackendInfo,
+        key: int = 0,
+        signals: str = "",
+        statement_timeout: float | None = None,
+    ) -> None:
         self._bridge = bridge
         self._call_sync = bridge.callSync
         self._wait = bridge.wait
@@ -65,24 +95,73 @@ class BrowserBackend:
         self._listeners: set[Callable[[set[str]], None]] = set()
         self._js_unsubscribe: Any = None
         self._proxy: Any = None
+        # Stopping statements (worker/interrupts.js): this connection's key, its interrupts so far,
+        # the signal file's name, and the time limit of each call.
+        self._key = key
+        self._gen = 0
+        self._signals = signals
+        self._timeout = statement_timeout
+        self._last_yield = time.monotonic()
 
     @property
     def in_transaction(self) -> bool:
         return self._in_tx
 
-    async def _call(self, req: dict[str, Any], slow: bool = False) -> dict[str, Any]:
+    async def _call(self, req: dict[str, Any], slow: bool = False, limited: bool = True) -> dict[str, Any]:
         # A slow request (a sync round trip) goes by postMessage, so it never holds
         # the fast path while the app's queries wait behind it.
+        if self._gen:
+            req["g"] = self._gen
+        timeout = self._timeout if limited else None
+        if timeout is not None:
+            req["dl"] = time.time() * 1000 + timeout * 1000
         out = self._bridge.callAsync(dumps(req)) if slow else self._call_sync(dumps(req))
         if not isinstance(out, str):
-            out = await self._wait(out)
+            self._last_yield = time.monotonic()
+            out = await (self._wait(out) if timeout is None else self._wait_until(out, timeout))
         resp: dict[str, Any] = loads(out)
         tx = resp.get("tx")
         if tx is not None:
             self._in_tx = tx
         if not resp["ok"]:
-            raise error_from_data(resp["error"])
+            raise self._error(resp["error"])
         return resp
+
+    async def _wait_until(self, ticket: int, timeout: float) -> str:
+        """The answer to ``ticket``, or a timeout error once the call's deadline (and a grace) passed."""
+
+        async def answer() -> str:
+            return str(await self._wait(ticket))
+
+        try:
+            return await asyncio.wait_for(answer(), timeout + DEADLINE_GRACE_S)
+        except TimeoutError:
+            # The worker holding the database is still busy (another connection's long statement):
+            # it refuses this call when its turn comes, since its deadline has passed.
+            self._bridge.abandon(ticket)
+            raise OperationalError(
+                interrupted_message("timeout", timeout, started=False, lost_tx=False),
+                sqlite_errorcode=SQLITE_INTERRUPT,
+                sqlite_errorname="SQLITE_INTERRUPT",
+            ) from None
+
+    def _error(self, data: dict[str, Any]) -> Exception:
+        stop = data.get("stop")
+        if stop is None:
+            return error_from_data(data)
+        # Stopped by an interrupt or its deadline (worker/interrupts.js): worded as on CPython.
+        prefix = str(data.get("message", "")).removesuffix("interrupted")
+        message = interrupted_message(
+            stop["why"], self._timeout, started=stop["started"], lost_tx=stop["lost_tx"]
+        )
+        return OperationalError(
+            prefix + message, sqlite_errorcode=SQLITE_INTERRUPT, sqlite_errorname="SQLITE_INTERRUPT"
+        )
+
+    def interrupt(self) -> None:
+        """Stop the statement this connection runs now (and its requests queued in the worker)."""
+        self._gen += 1
+        self._bridge.interrupt(self._s, self._key, self._gen, self._signals)
 
     async def execute(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
         r = await self._call({PLAIN: 1, "op": "execute", "s": self._s, "sql": sql, "params": params})
@@ -100,7 +179,37 @@ class BrowserBackend:
         await self._call({"op": "script", "s": self._s, "sql": sql})
 
     async def tx(self, action: str, name: str = "", mode: str = "") -> None:
-        await self._call({"op": "tx", "s": self._s, "action": action, "name": name, "mode": mode})
+        # Only a BEGIN may wait on others; the end of a transaction this session holds never does.
+        req = {"op": "tx", "s": self._s, "action": action, "name": name, "mode": mode}
+        await self._call(req, limited=action == "begin")
+
+    # -- cursors (db.iterate) ------------------------------------------------------
+
+    async def cursor_open(self, sql: str, params: list[Any] | dict[str, Any], page: int) -> tuple[Any, Page]:
+        r = await self._call(
+            {PLAIN: 1, "op": "cursor.open", "s": self._s, "sql": sql, "params": params, "n": page}
+        )
+        await self._let_the_page_draw()
+        return r["c"] or None, Page(r["cols"], r["rows"], r["done"], r["n"], r["rowid"])
+
+    async def cursor_next(self, handle: Any, page: int) -> Page:
+        r = await self._call({"op": "cursor.next", "s": self._s, "c": handle, "n": page})
+        await self._let_the_page_draw()
+        return Page(r["cols"], r["rows"], r["done"])
+
+    async def cursor_close(self, handle: Any) -> None:
+        await self._call({"op": "cursor.close", "s": self._s, "c": handle}, limited=False)
+
+    def cursor_discard(self, handle: Any) -> None:
+        # From a cursor's __del__: sent without waiting for the answer.
+        self._bridge.abandon(self._bridge.callAsync(dumps({"op": "cursor.close", "s": self._s, "c": handle})))
+
+    async def _let_the_page_draw(self) -> None:
+        # Answers that come back synchronously never give the browser a turn: a loop over a
+        # big result would freeze the page. A macrotask now and then lets it draw.
+        if time.monotonic() - self._last_yield >= YIELD_EVERY_S:
+            await asyncio.sleep(0)
+            self._last_yield = time.monotonic()
 
     async def tables(self, sql: str) -> tuple[list[str], list[str]]:
         """The tables ``sql`` reads and writes (from SQLite's authorizer)."""
@@ -133,7 +242,7 @@ class BrowserBackend:
     async def sync(self) -> Any:
         from .sync.status import SyncResult
 
-        r = await self._call({"op": "sync.now", "s": self._s}, slow=True)
+        r = await self._call({"op": "sync.now", "s": self._s}, slow=True, limited=False)
         return SyncResult(r["pushed"], r["pulled"])
 
     async def sync_status(self) -> Any:
@@ -156,7 +265,7 @@ class BrowserBackend:
         )
 
     async def close(self) -> None:
-        await self._call({"op": "close", "s": self._s})
+        await self._call({"op": "close", "s": self._s}, limited=False)
         self._in_tx = False
         if self._js_unsubscribe is not None:
             self._js_unsubscribe()
@@ -172,6 +281,7 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
     sync_url = options.pop("sync_url", None)
     auth_token = options.pop("auth_token", None)
     interval = options.pop("sync_interval", 30.0)
+    statement_timeout = options.pop("statement_timeout", None)
     unknown = set(options)
     if unknown:
         raise ProgrammingError(f"connect() got unknown options {sorted(unknown)}")
@@ -186,8 +296,12 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
             f"cannot load the edgesql bridge from {_config['bridge_url']!r} ({e}); "
             "serve the web/ folder (serve.py does) or call edgesql.configure(bridge_url=...)"
         ) from None
+    # The connection's interrupt key (worker/signals.js): random, so tabs need not agree on one.
+    key = random.getrandbits(31) or 1
     out = bridge.callSync(
-        dumps({"op": "open", "path": path, "options": {"storage": storage, "durability": durability}})
+        dumps(
+            {"op": "open", "path": path, "options": {"storage": storage, "durability": durability, "ik": key}}
+        )
     )
     if not isinstance(out, str):
         out = await bridge.wait(out)
@@ -206,7 +320,7 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
     )
     if info.warning:
         log.warning("edgesql: %s", info.warning)
-    backend = BrowserBackend(bridge, r["s"], info)
+    backend = BrowserBackend(bridge, r["s"], info, key, r.get("signals", ""), statement_timeout)
     if sync_url:
         import js  # type: ignore[import-not-found]
 
@@ -215,6 +329,7 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
             await backend._call(
                 {"op": "sync.start", "s": r["s"], "url": url, "token": auth_token, "interval": interval or 0},
                 slow=True,
+                limited=False,
             )
         except BaseException:
             await backend.close()

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from ._backend import Backend, BackendInfo, Statement
+from ._cursor import DEFAULT_PAGE_SIZE, Cursor
 from ._exceptions import ProgrammingError
 from ._params import Params, check_many, check_params
 from ._result import ResultSet
@@ -25,6 +26,8 @@ from ._watch import Watch
 __all__ = ["Connection", "connect"]
 
 SQLITE_MISUSE = 21
+#: The longest statement_timeout accepted: a day (a typo in milliseconds rather than seconds stands out).
+MAX_STATEMENT_TIMEOUT_S = 86_400.0
 
 
 class Connection:
@@ -104,6 +107,35 @@ class Connection:
         self._check_open()
         _check_sql(sql)
         await self._backend.script(sql)
+
+    def iterate(
+        self, sql: str, params: Params | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Cursor:
+        """The rows of ``sql``, fetched ``page_size`` at a time: ``async for row in db.iterate(sql):``.
+
+        Memory stays bounded by one page however big the result; the rows
+        and their types are exactly those ``execute`` would return. The
+        :class:`Cursor` also has ``await cur.fetchmany(n)`` and ``await cur.close()``.
+        """
+        self._check_open()
+        _check_sql(sql)
+        if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
+            raise ProgrammingError(f"page_size must be a positive int, not {page_size!r}")
+        return Cursor(self, sql, check_params(params, self._backend.wire_tags), page_size)
+
+    def interrupt(self) -> None:
+        """Stop what this connection is running now: that call raises ``OperationalError`` (SQLITE_INTERRUPT).
+
+        Calls made after this one run normally, and nothing else is undone:
+        other connections and tabs, earlier statements, and this
+        connection's open transaction — except that SQLite itself rolls the
+        transaction back when the interrupted statement was a write inside
+        it (the error then says so). Safe to call from any task, from
+        another thread on CPython, and when nothing is running (it then
+        does nothing).
+        """
+        if not self._closed:
+            self._backend.interrupt()  # type: ignore[attr-defined]
 
     def transaction(self, mode: str = "deferred") -> Transaction:
         """An interactive transaction: ``async with db.transaction() as tx: ...``.
@@ -197,6 +229,21 @@ class Connection:
         return f"<edgesql.Connection {self.info.path!r} ({state})>"
 
 
+def _check_timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_STATEMENT_TIMEOUT_S
+    ):
+        raise ProgrammingError(
+            f"statement_timeout must be a number of seconds above 0 and at most {MAX_STATEMENT_TIMEOUT_S:.0f} "
+            f"(or None for no limit), not {value!r}"
+        )
+    return float(value)
+
+
 def _check_sql(sql: object) -> None:
     if not isinstance(sql, str):
         raise ProgrammingError(
@@ -213,6 +260,7 @@ class _Connector:
         self._conn: Connection | None = None
 
     async def _open(self) -> Connection:
+        self._options["statement_timeout"] = _check_timeout(self._options.get("statement_timeout"))
         schema = self._options.pop("schema", None)
         if schema is not None:
             if self._options.get("sync_url"):
@@ -261,6 +309,14 @@ def connect(path: str, **options: Any) -> Awaitable[Connection] | _Connector:
     In the browser the database lives in OPFS (or in memory, visibly, where
     OPFS is missing); on CPython ``path`` is a file (``":memory:"`` for an
     in-memory database). Also usable as ``async with edgesql.connect(...) as db``.
+
+    ``statement_timeout`` (seconds, default ``None``: no limit) bounds every
+    call of this connection, time spent waiting for the database included:
+    a call that would take longer is stopped and raises
+    ``OperationalError`` with SQLite's SQLITE_INTERRUPT code, and nothing
+    else is undone (see :meth:`Connection.interrupt`). In the browser a
+    call that cannot even start in time (another tab runs a long statement
+    on the database) gives up after the limit, and does not run.
     """
     if not isinstance(path, str) or not path:
         raise ProgrammingError(f"path must be a non-empty str, got {path!r}")

@@ -37,6 +37,7 @@ __all__ = [
     "Warning",
     "error_for_code",
     "error_from_data",
+    "interrupted_message",
 ]
 
 
@@ -94,6 +95,7 @@ class NotSupportedError(DatabaseError):
 # Primary result codes (the low byte of an extended code), as in sqlite3.h.
 SQLITE_ERROR = 1
 SQLITE_INTERNAL = 2
+SQLITE_INTERRUPT = 9
 SQLITE_NOMEM = 7
 SQLITE_CORRUPT = 11
 SQLITE_NOTFOUND = 12
@@ -130,6 +132,39 @@ _BY_KIND: dict[str, type[Error]] = {
         NotSupportedError,
     )
 }
+
+
+def interrupted_message(why: str, timeout: float | None, *, started: bool, lost_tx: bool) -> str:
+    """What an interrupted call says, on every backend (SQLITE_INTERRUPT).
+
+    ``why`` is ``"interrupt"`` (``db.interrupt()``) or ``"timeout"``
+    (``statement_timeout``); ``started`` whether the statement had begun (a
+    call that waited too long for a busy database never runs); ``lost_tx``
+    whether SQLite rolled the open transaction back with it, which it does
+    whenever it interrupts a write inside a transaction.
+    """
+    if why == "timeout":
+        limit = f"statement_timeout ({timeout:g} s)" if timeout is not None else "statement_timeout"
+        text = f"interrupted: this call ran into {limit}"
+        if not started:
+            text += (
+                " before it could start, because the database was busy with another connection's "
+                "work (a long statement or an open transaction, maybe in another tab); it did not run. "
+                "Try again, or raise statement_timeout in edgesql.connect()"
+            )
+            return text
+        advice = "make the query cheaper, or raise statement_timeout in edgesql.connect()"
+    else:
+        text = "interrupted: db.interrupt() stopped this call"
+        advice = ""
+    if lost_tx:
+        text += (
+            "; SQLite rolled back this connection's open transaction with it, as it does whenever "
+            "it interrupts a write inside a transaction: run the transaction again"
+        )
+    else:
+        text += "; nothing else was undone, and the connection is ready for the next call"
+    return f"{text}. To avoid it: {advice}" if advice else text
 
 
 def error_for_code(code: int | None) -> type[Error]:

@@ -9,17 +9,28 @@ Durability: a file database uses WAL with ``synchronous=NORMAL``; a write is
 durable once its ``await`` returns, against a crash of the process (a power
 cut can lose the last transactions, never corrupt the file). With
 ``durability="full"`` every commit is flushed to disk (``synchronous=FULL``).
+
+Long statements: because a statement runs inside the coroutine, the event
+loop waits for it, so nothing on that loop can call ``db.interrupt()``
+meanwhile; another thread or a signal handler can (SQLite's
+``sqlite3_interrupt`` is made for that), and ``statement_timeout`` stops a
+statement from within, through SQLite's progress handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ._backend import BackendInfo, Statement
-from ._exceptions import Error, ProgrammingError, error_for_code
+from ._cursor import Page
+from ._exceptions import Error, ProgrammingError, error_for_code, interrupted_message
 from ._result import ResultSet
 from ._split import has_statement, split_statements
 
@@ -39,7 +50,33 @@ _STDLIB_KIND = {
 #: How long a statement waits for another connection's transaction before SQLITE_BUSY (as in the browser).
 BUSY_TIMEOUT_MS = 5000
 SQLITE_BUSY = 5
+SQLITE_INTERRUPT = 9
 SQLITE_MISUSE = 21
+#: SQLite virtual-machine steps between two looks at the clock (statement_timeout):
+#: a few microseconds of work, so a statement stops within well under a millisecond.
+PROGRESS_STEPS = 1000
+#: EXPLAIN opcodes of a statement that changes the database (what sqlite3_stmt_readonly
+#: tells the browser's worker; the stdlib has no such call). OP_Transaction with p2 != 0 too.
+_WRITE_OPCODES = frozenset(
+    {
+        "OpenWrite",
+        "CreateBtree",
+        "Destroy",
+        "Clear",
+        "ParseSchema",
+        "SetCookie",
+        "VUpdate",
+        "Vacuum",
+        "IncrVacuum",
+        "JournalMode",
+        "VCreate",
+        "VDestroy",
+        "AutoCommit",
+        "Savepoint",
+    }
+)
+#: Transaction control runs at once in iterate(), as in the browser.
+_TX_CONTROL = re.compile(r"\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
 
 
 def _no_statement() -> ProgrammingError:
@@ -84,11 +121,17 @@ def _unhex(value: str | bytes | None) -> bytes | None:
         return None
 
 
-def _connect(path: str, durability: str = "normal") -> sqlite3.Connection:
+def _connect(
+    path: str, durability: str = "normal", statement_timeout: float | None = None
+) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=512)
     if sqlite3.sqlite_version_info < (3, 41, 0):
         conn.create_function("unhex", 1, _unhex, deterministic=True)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # Waiting for another connection's lock counts against the statement's time limit too.
+    busy_ms = (
+        BUSY_TIMEOUT_MS if statement_timeout is None else min(BUSY_TIMEOUT_MS, int(statement_timeout * 1000))
+    )
+    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
     if path != ":memory:" and not path.startswith("file::memory:"):
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
@@ -100,13 +143,19 @@ class NativeBackend:
 
     wire_tags = False  # values go to sqlite3 as they are
 
-    def __init__(self, path: str, durability: str = "normal") -> None:
+    def __init__(self, path: str, durability: str = "normal", statement_timeout: float | None = None) -> None:
         if durability not in ("normal", "full"):
             raise ProgrammingError(f'durability must be "normal" or "full", not {durability!r}')
         try:
-            self._db: sqlite3.Connection | None = _connect(path, durability)
+            self._db: sqlite3.Connection | None = _connect(path, durability, statement_timeout)
         except sqlite3.Error as e:
             raise translate_error(e, f"cannot open {path!r}: ") from None
+        # Stopping statements: why the running one was stopped, and when it must stop by.
+        self._timeout = statement_timeout
+        self._deadline: float | None = None
+        self._stopped_by: str | None = None
+        if statement_timeout is not None:
+            self._db.set_progress_handler(self._progress, PROGRESS_STEPS)
         memory = path == ":memory:"
         self.info = BackendInfo(
             backend="sqlite3",
@@ -212,6 +261,48 @@ class NativeBackend:
                 self._idle = asyncio.Event()
             await self._idle.wait()
 
+    # -- stopping statements ----------------------------------------------------------
+
+    def _progress(self) -> int:
+        # Called by SQLite every PROGRESS_STEPS steps of any statement on this connection;
+        # only the app's calls have a deadline (the sync engine's work has none).
+        deadline = self._deadline
+        if deadline is not None and time.monotonic() > deadline:
+            self._stopped_by = "timeout"
+            return 1
+        return 0
+
+    def interrupt(self) -> None:
+        """Stop the statement running now (thread-safe, like sqlite3's interrupt)."""
+        db = self._db
+        if db is not None:
+            self._stopped_by = "interrupt"
+            db.interrupt()
+
+    @contextmanager
+    def _app_call(self) -> Iterator[None]:
+        """One call of the app's: bounded by statement_timeout; an interrupt says why it came."""
+        had_tx = self.in_transaction
+        self._stopped_by = None
+        if self._timeout is not None:
+            self._deadline = time.monotonic() + self._timeout
+        try:
+            yield
+        except Error as e:
+            code = e.sqlite_errorcode
+            if code is None or code & 0xFF != SQLITE_INTERRUPT:
+                raise
+            why = self._stopped_by or "interrupt"
+            message = interrupted_message(
+                why, self._timeout, started=True, lost_tx=had_tx and not self.in_transaction
+            )
+            prefix = str(e).removesuffix("interrupted")
+            raise type(e)(
+                prefix + message, sqlite_errorcode=code, sqlite_errorname="SQLITE_INTERRUPT"
+            ) from None
+        finally:
+            self._deadline = None
+
     def _run(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
         db = self.db
         if not has_statement(sql):
@@ -263,9 +354,10 @@ class NativeBackend:
 
     async def execute(self, sql: str, params: list[Any] | dict[str, Any]) -> ResultSet:
         try:
-            if self.before_commit and not self.in_transaction and _may_write(sql):
-                return self._atomic(lambda: self._run(sql, params))
-            return self._run(sql, params)
+            with self._app_call():
+                if self.before_commit and not self.in_transaction and _may_write(sql):
+                    return self._atomic(lambda: self._run(sql, params))
+                return self._run(sql, params)
         finally:
             self._flush()
 
@@ -293,7 +385,8 @@ class NativeBackend:
             return ResultSet(columns, [], total, rowid if db.total_changes != before else None)
 
         try:
-            return self._atomic(work)
+            with self._app_call():
+                return self._atomic(work)  # type: ignore[no-any-return]
         finally:
             self._flush()
 
@@ -312,7 +405,8 @@ class NativeBackend:
             return out
 
         try:
-            return self._atomic(work)
+            with self._app_call():
+                return self._atomic(work)  # type: ignore[no-any-return]
         finally:
             self._flush()
 
@@ -322,7 +416,8 @@ class NativeBackend:
                 self._run(stmt, [])
 
         try:
-            self._atomic(work)
+            with self._app_call():
+                self._atomic(work)
         finally:
             self._flush()
 
@@ -349,6 +444,73 @@ class NativeBackend:
         finally:
             self._flush()
 
+    # -- cursors (db.iterate) ----------------------------------------------------------
+
+    def _readonly(self, sql: str, params: list[Any] | dict[str, Any]) -> bool:
+        if _TX_CONTROL.match(sql):
+            return False
+        try:
+            program = self.db.execute("EXPLAIN " + sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise translate_error(e) from None
+        for row in program:
+            opcode = row[1]
+            if opcode in _WRITE_OPCODES or (opcode == "Transaction" and row[3]):
+                return False
+        return True
+
+    async def cursor_open(self, sql: str, params: list[Any] | dict[str, Any], page: int) -> tuple[Any, Page]:
+        if not has_statement(sql):
+            raise _no_statement()
+        if not self._readonly(sql, params):
+            # A write runs at once, as execute() runs it (atomic, captured for sync); its rows are paged.
+            rs = await self.execute(sql, params)
+            rows = iter(rs._raw)
+            first = _take(rows, page)
+            done = len(first) < page
+            return (None if done else rows), Page(
+                rs.columns, first, done, rs.rows_affected, rs.last_insert_rowid
+            )
+        try:
+            with self._app_call():
+                try:
+                    cur = self.db.execute(sql, params)
+                    first = cur.fetchmany(page)
+                except sqlite3.Error as e:
+                    raise translate_error(e) from None
+        finally:
+            self._flush()
+        columns = tuple(d[0] for d in cur.description) if cur.description else ()
+        done = len(first) < page
+        if done:
+            cur.close()
+        return (None if done else cur), Page(columns, first, done)
+
+    async def cursor_next(self, handle: Any, page: int) -> Page:
+        if not isinstance(handle, sqlite3.Cursor):
+            rows = _take(handle, page)
+            return Page((), rows, len(rows) < page)
+        try:
+            with self._app_call():
+                try:
+                    rows = handle.fetchmany(page)
+                except sqlite3.Error as e:
+                    handle.close()
+                    raise translate_error(e) from None
+        finally:
+            self._flush()
+        done = len(rows) < page
+        if done:
+            handle.close()
+        return Page((), rows, done)
+
+    async def cursor_close(self, handle: Any) -> None:
+        self.cursor_discard(handle)
+
+    def cursor_discard(self, handle: Any) -> None:
+        if isinstance(handle, sqlite3.Cursor) and self._db is not None:
+            handle.close()
+
     async def sync(self) -> Any:
         return await self._sync_replica().sync()
 
@@ -374,6 +536,15 @@ class NativeBackend:
             self._idle.set()
 
 
+def _take(rows: Iterator[Any], n: int) -> list[Any]:
+    out = []
+    for row in rows:
+        out.append(row)
+        if len(out) == n:
+            break
+    return out
+
+
 def _may_write(sql: str) -> bool:
     head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
     return head not in ("SELECT", "PRAGMA", "EXPLAIN", "VALUES")
@@ -388,10 +559,19 @@ async def open_native_backend(path: str, **options: Any) -> NativeBackend:
     ``await db.sync()``). ``transport`` replaces the HTTP client (tests use
     it to inject faults).
     """
-    unknown = set(options) - {"schema", "sync_url", "auth_token", "sync_interval", "transport", "durability"}
+    known = {
+        "schema",
+        "sync_url",
+        "auth_token",
+        "sync_interval",
+        "transport",
+        "durability",
+        "statement_timeout",
+    }
+    unknown = set(options) - known
     if unknown:
         raise ProgrammingError(f"connect() got unknown options {sorted(unknown)}")
-    backend = NativeBackend(path, options.get("durability", "normal"))
+    backend = NativeBackend(path, options.get("durability", "normal"), options.get("statement_timeout"))
     sync_url = options.get("sync_url")
     if sync_url:
         from .sync.replica import NativeReplica
