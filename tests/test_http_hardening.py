@@ -351,6 +351,19 @@ def test_a_page_the_browser_calls_same_origin_may_sync_through_a_proxy(primary: 
     assert request(primary.url, "POST", "/sync", push_body("proxied"), headers).status == 200
 
 
+def test_the_local_worker_refuses_a_page_at_its_own_origin(primary: PrimaryServer) -> None:
+    """workerd answers any Host, so a rebound name can point at the Worker's own port, and the
+    page is then same-origin with it: the Worker lets in only EDGESQL_ALLOWED_ORIGIN."""
+    if primary.worker_url is None:
+        pytest.skip("the Worker's own check")
+    port = primary.worker_url.rsplit(":", 1)[1]
+    rebound = f"rebound.test:{port}"
+    headers = {**AUTH, **JSON_TYPE, "Origin": f"http://{rebound}"}
+    answer = request(primary.worker_url, "POST", "/sync", push_body("worker-own"), headers, host=rebound)
+    assert answer.status == 403 and answer.json["error"] == "forbidden_origin", answer
+    assert stored(primary, "worker-own") == 0
+
+
 # -- finding 7: forwarding headers ---------------------------------------------------------------
 
 

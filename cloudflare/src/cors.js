@@ -3,10 +3,12 @@
 //
 // CORS only keeps a page from reading the answer. A page of another origin can still
 // *send* a "simple" request, with no preflight (a POST of text/plain or a form), so any
-// request that carries an Origin other than an allowed one, or the Worker's own (a
-// Worker routed on the app's own host), is refused with 403 before anything else
-// (issue 12). Requests without an Origin (CPython replicas, serve.py's d1-local proxy,
-// curl) are not pages of another origin.
+// request that carries an Origin not in EDGESQL_ALLOWED_ORIGIN is refused with 403
+// before anything else (issue 12) — even one equal to the Worker's own origin: locally,
+// workerd answers any Host, so a page on a name rebound to its port would be "same
+// origin" (a Worker routed on the app's own host lists that origin like any other).
+// Requests without an Origin (CPython replicas, serve.py's d1-local proxy, curl) are
+// not pages of another origin.
 
 import { ProtocolError } from "./protocol.js";
 
@@ -42,7 +44,7 @@ export function corsHeaders(request, origins) {
  */
 export function originRefusal(request, origins) {
   const origin = request.headers.get("origin");
-  if (origin === null || origins.has(origin) || origin === new URL(request.url).origin) return null;
+  if (origin === null || origins.has(origin)) return null;
   return new ProtocolError(
     403,
     "forbidden_origin",
