@@ -1,8 +1,12 @@
 """The devtools: a SQL console on the app's database, and what sync keeps beside it.
 
 Runs in Pyodide on console.html. Statements run one by one through edgesql,
-exactly as app code would run them; each result is shown as a table, and an
-error shows its class, SQLite's code name and message. The other tabs show
+exactly as app code would run them, on a connection of their own (``sql_db``)
+so that Cancel (``interrupt()``) stops only them. A result is read a page at
+a time (``db.iterate``): its first page shows at once, "Show more" fetches
+the next, so a result of millions of rows neither waits to be read whole
+nor sits whole in the page. An error shows its class, SQLite's code name
+and message. The other tabs show
 sync's own tables — the outbox, the clock and replica state, the schema the
 primary sent, the writes it rejected — rendered by ``devtools.py`` (fetched
 from this server with the app's ``cells.py``); the open tab is redrawn when
@@ -20,7 +24,7 @@ from edgesql._split import split_statements
 
 DB_NAME = "app.db"
 SYNC_URL = "/sync"
-MAX_ROWS_SHOWN = 1000
+PAGE_ROWS = 1000  # rows fetched and shown at once; "Show more" fetches as many again
 STATUS_EVERY_S = 0.5
 DEVTOOLS_LIB = "/home/pyodide/devtools"
 TABS = ("sql", "outbox", "clock", "schema", "rejected")
@@ -33,6 +37,8 @@ except edgesql.SyncError as e:
     # No primary reachable and never synced: still a useful console, on local data.
     sync_problem = str(e)
     db = await edgesql.connect(DB_NAME)
+# Typed SQL runs here, so that Cancel stops it and nothing of the console's own polling.
+sql_db = await edgesql.connect(DB_NAME)
 
 
 def _cell(value: object) -> str:
@@ -46,19 +52,26 @@ def _cell(value: object) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
-def _table(rs: edgesql.ResultSet) -> str:
-    if not rs.columns:
-        rowid = f", last rowid {rs.last_insert_rowid}" if rs.last_insert_rowid is not None else ""
-        return f'<p class="muted">{rs.rows_affected} row(s) affected{rowid}.</p>'
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rs.columns)
-    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rs.rows[:MAX_ROWS_SHOWN])
-    more = len(rs.rows) - MAX_ROWS_SHOWN
-    note = (
-        f'<p class="muted">{len(rs.rows)} row(s)'
-        + (f", first {MAX_ROWS_SHOWN} shown" if more > 0 else "")
-        + ".</p>"
-    )
-    table = f'<table class="result"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+def _rows_html(rows: list[edgesql.Row]) -> str:
+    return "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+
+
+def _more_note(shown: int, more: bool) -> str:
+    if more:
+        return (
+            f'{shown:,} row(s) shown, more to come. <button type="button" class="small" data-action="more">'
+            f"Show {PAGE_ROWS:,} more</button>"
+        )
+    return f"{shown:,} row(s)."
+
+
+def _table(cur: edgesql.Cursor, rows: list[edgesql.Row]) -> str:
+    if not cur.columns:
+        rowid = f", last rowid {cur.last_insert_rowid}" if cur.last_insert_rowid is not None else ""
+        return f'<p class="muted">{cur.rows_affected} row(s) affected{rowid}.</p>'
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cur.columns)
+    table = f'<table class="result"><thead><tr>{head}</tr></thead><tbody>{_rows_html(rows)}</tbody></table>'
+    note = f'<p class="muted" data-role="more">{_more_note(len(rows), not cur.closed)}</p>'
     return f'<div class="table-wrap">{table}</div>{note}'
 
 
@@ -70,33 +83,109 @@ def _error(stmt: str, e: edgesql.Error) -> str:
     )
 
 
+# The result whose further pages "Show more" fetches: its cursor, and how many rows are on screen.
+paging: dict[str, object] = {"cursor": None, "shown": 0}
+busy = False
+
+
+def _set_busy(text: str | None) -> None:
+    """Running (text says what) or idle (None): Run and Show more wait, Cancel is offered."""
+    global busy
+    busy = text is not None
+    document.getElementById("run").disabled = busy
+    cancel = document.getElementById("cancel")
+    cancel.hidden = not busy
+    cancel.disabled = not busy
+    for button in document.querySelectorAll('#output [data-action="more"]'):
+        button.disabled = busy
+    if text is not None:
+        document.getElementById("status").textContent = text
+
+
+async def _close_paging() -> None:
+    cur = paging["cursor"]
+    paging["cursor"] = None
+    if cur is not None:
+        await cur.close()  # type: ignore[attr-defined]
+
+
 async def run(*_args: object) -> None:
+    if busy:
+        return
     sql = document.getElementById("sql").value
     out = document.getElementById("output")
     status = document.getElementById("status")
-    button = document.getElementById("run")
     statements = split_statements(sql)
     if not statements:
         status.textContent = "Nothing to run."
         return
-    button.disabled = True
+    await _close_paging()
+    _set_busy("Running… Cancel stops it.")
     parts = []
     start = time.perf_counter()
+    last: tuple[edgesql.Cursor, int] | None = None
     try:
         for stmt in statements:
+            cur = sql_db.iterate(stmt, page_size=PAGE_ROWS)
             try:
-                rs = await db.execute(stmt)
+                rows = await cur.fetchmany(PAGE_ROWS)
             except edgesql.Error as e:
+                await cur.close()
                 parts.append(_error(stmt, e))
                 break
-            parts.append(f'<section class="panel">{_table(rs)}</section>')
+            if last is not None:
+                await last[0].close()  # only the last result pages on
+            last = (cur, len(rows))
+            parts.append(f'<section class="panel">{_table(cur, rows)}</section>')
     finally:
-        button.disabled = False
+        _set_busy(None)
     elapsed = (time.perf_counter() - start) * 1000
+    if last is not None and not last[0].closed:
+        paging["cursor"], paging["shown"] = last
     out.innerHTML = "".join(parts)
     status.textContent = f"{len(statements)} statement(s) in {elapsed:.2f} ms"
     global last_signature
     last_signature = None  # the statements may have written: the next status redraws the open tab
+
+
+async def show_more() -> None:
+    """Fetch the next page of the last result and add it to its table."""
+    cur = paging["cursor"]
+    if busy or cur is None:
+        return
+    _set_busy("Fetching more rows… Cancel stops it.")
+    start = time.perf_counter()
+    try:
+        rows = await cur.fetchmany(PAGE_ROWS)  # type: ignore[attr-defined]
+    except edgesql.Error as e:
+        paging["cursor"] = None
+        document.querySelector('#output [data-role="more"]').outerHTML = _error("(the next rows)", e)
+        return
+    finally:
+        _set_busy(None)
+    shown = int(paging["shown"]) + len(rows)  # type: ignore[call-overload]
+    paging["shown"] = shown
+    tables = document.querySelectorAll("#output table.result tbody")
+    tables[tables.length - 1].insertAdjacentHTML("beforeend", _rows_html(rows))
+    more = not cur.closed  # type: ignore[attr-defined]
+    if not more:
+        paging["cursor"] = None
+    document.querySelector('#output [data-role="more"]').innerHTML = _more_note(shown, more)
+    document.getElementById(
+        "status"
+    ).textContent = f"{len(rows):,} more row(s) in {(time.perf_counter() - start) * 1000:.2f} ms"
+
+
+def cancel(*_args: object) -> None:
+    """Stop the statement running now (its call fails with SQLITE_INTERRUPT)."""
+    sql_db.interrupt()
+    document.getElementById("status").textContent = "Cancelling…"
+
+
+def _on_output_click(event: object) -> None:
+    target = event.target.closest('[data-action="more"]')  # type: ignore[attr-defined]
+    if target:
+        _spawn(show_more())
 
 
 def _on_key(event: object) -> None:
@@ -302,6 +391,8 @@ def _start_run(*_args: object) -> None:
 
 run_proxy = create_proxy(_start_run)
 document.getElementById("run").addEventListener("click", run_proxy)
+document.getElementById("cancel").addEventListener("click", create_proxy(cancel))
+document.getElementById("output").addEventListener("click", create_proxy(_on_output_click))
 document.getElementById("sql").addEventListener("keydown", create_proxy(_on_key))
 document.getElementById("sync-now").addEventListener("click", create_proxy(lambda *_: _spawn(sync_now())))
 tablist = document.querySelector('[role="tablist"]')
