@@ -276,6 +276,59 @@ def test_the_open_file_limit_is_raised_so_idle_sockets_cannot_exhaust_it(tmp_pat
             proc.stdout.close()
 
 
+def test_a_client_that_stops_reading_its_answer_is_cut_off() -> None:
+    """An answer nobody reads fills the socket's buffers, and uvicorn then waits for the client
+    for good, holding the connection. The guard drops it after write_stall seconds (60 by
+    default; 0.5 here, on uvicorn in this process with an app that answers 16 MB)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from edgesql.server.connections import ConnectionGuard, ConnectionLimits
+
+    big = b"x" * 16_000_000
+
+    async def answer(_request: object) -> Response:
+        return Response(big, media_type="application/octet-stream")
+
+    guard = ConnectionGuard(ConnectionLimits(write_stall=0.5))
+    config = uvicorn.Config(
+        Starlette(routes=[Route("/big", answer)]), http=guard.protocol_class(), log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        assert len(request(url, path="/big", timeout=30).body) == len(big)  # a reader gets it all
+        with connect(url) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            send_head(sock, "GET", "/big", url.split("//")[1])
+            deadline = time.monotonic() + 0.5 + SLACK_S  # not reading meanwhile
+            while guard.live and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert guard.live == 0, "the connection is still held"
+            received = 0
+            sock.settimeout(5)
+            try:
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass
+        assert received < len(big)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()
+
+
 # -- finding 4: cross-site writes and DNS rebinding --------------------------------------------
 
 

@@ -24,7 +24,8 @@ phase of a connection that waits on the client:
   connection reset; for at most ``linger`` seconds.
 
 Nothing limits the time the app takes to answer (a sync may be long), but a
-client that stops reading the answer for ``write_stall`` seconds is cut off.
+client that reads none of its answer for ``write_stall`` seconds, while the
+answer waits for it, is cut off (a slow reader that makes progress is not).
 
 At most ``max_connections`` are open at once; a new one beyond that makes the
 connection that has waited longest for a request head go (browsers open a
@@ -39,6 +40,8 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import socket
+import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -65,7 +68,7 @@ BODY_MIN_RATE = 1_000.0
 #: Seconds to keep reading (and dropping) a body after answering it unread, so the client
 #: reads the answer rather than a reset; a 4 MB body needs 0.4 s at 10 MB/s.
 LINGER_S = 10.0
-#: Seconds a client may leave the answer unread while its buffer is full before it is cut off.
+#: Seconds a client may read nothing of an answer that waits for it before it is cut off.
 WRITE_STALL_S = 60.0
 #: Open connections: room for the ~1,000 long-lived connections of live sync planned for a
 #: later issue, plus pages loading beside them.
@@ -198,7 +201,7 @@ class GuardedH11Protocol(H11Protocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._stall is None:
-            self._stall = self.loop.call_later(self.guard.limits.write_stall, self._stalled)
+            self._watch_writes(self.transport.get_write_buffer_size())
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -275,10 +278,27 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.write(_raw_answer(408, "Request Timeout", "request_timeout", message))
         self.close_now()
 
-    def _stalled(self) -> None:
-        """The client has not read the answer for write_stall seconds: drop it. (close() would wait
-        for the buffer to drain, so this holds even for a connection already closing.)"""
+    def _watch_writes(self, pending: int) -> None:
+        """While writing is paused, check every write_stall seconds that the client took some of
+        the ``pending`` bytes (one big answer stays paused for as long as a slow client reads it)."""
+        self._stall = self.loop.call_later(self.guard.limits.write_stall, self._check_writes, pending)
+
+    def _check_writes(self, pending: int) -> None:
+        now = self.transport.get_write_buffer_size()
+        if now < pending:
+            self._watch_writes(now)
+            return
+        # Not a byte read for write_stall seconds: drop the connection. (close() would wait for
+        # the buffer to drain, so this holds even for a connection already closing.) Linger 0
+        # makes it a reset: a plain close leaves what the kernel already queued (megabytes) to
+        # trickle out to the client that is not reading it.
         self._stall = None
         self._enter(_CLOSED)
         self._uncount()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass  # already gone
         self.transport.abort()
