@@ -27,6 +27,8 @@ from tests.helpers.rawhttp import connect, read_answer, request, rss_bytes, send
 from tests.sync.primaries import CONTRACT_SCHEMA, TOKEN, PrimaryServer, insert, key, replica_id, worker_url
 from tests.sync.wire import envelope
 
+from edgesql.server.hosts import HostPolicy
+
 PRIMARIES = ["sqlite", "d1-local"]
 #: The shortened limits the module's servers run with (the defaults are in connections.py).
 HEADER_TIMEOUT_S = 1.0
@@ -364,6 +366,30 @@ def test_a_host_the_server_was_not_started_for_is_refused(
     assert answer.status == 421, answer
     assert answer.json["error"] == "unknown_host" and "--allowed-host" in answer.json["message"]
     assert stored(primary, tag) == 0
+
+
+@pytest.mark.parametrize(
+    ("bind", "allowed", "host", "answered"),
+    [
+        ("127.0.0.1", [], "127.0.0.1:8000", True),
+        ("127.0.0.1", [], "LOCALHOST:8000", True),
+        ("127.0.0.1", [], "[::1]:8000", True),
+        ("127.0.0.1", [], "localhost:8001", False),  # another port: another server's name
+        ("127.0.0.1", [], "192.168.1.5:8000", False),  # not an address this server listens on
+        ("127.0.0.1", [], "attacker.example:8000", False),
+        ("127.0.0.1", [], "a b:8000", False),
+        ("0.0.0.0", [], "192.168.1.5:8000", True),  # everywhere: any address (rebinding needs a name)
+        ("0.0.0.0", [], "my-laptop.local:8000", False),
+        ("192.168.1.5", [], "192.168.1.5:8000", True),
+        ("192.168.1.5", [], "127.0.0.1:8000", False),
+        ("127.0.0.1", ["app.example"], "app.example", True),  # without a port: any port
+        ("127.0.0.1", ["app.example"], "app.example:9999", True),
+        ("127.0.0.1", ["app.example:443"], "app.example", True),  # no port: 80 or 443 (a TLS proxy)
+        ("127.0.0.1", ["app.example:443"], "app.example:8443", False),
+    ],
+)
+def test_the_hosts_a_server_answers(bind: str, allowed: list[str], host: str, answered: bool) -> None:
+    assert HostPolicy.for_server(bind, 8000, allowed).allows(host) is answered
 
 
 @pytest.mark.parametrize("name", ["127.0.0.1", "localhost", "[::1]", ALLOWED_HOST])

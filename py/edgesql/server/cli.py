@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("header_timeout", "body_timeout"):
         if getattr(args, name) <= 0:
             sys.exit(f"serve.py: --{name.replace('_', '-')} must be a positive number of seconds")
+    if args.max_connections < 1:
+        sys.exit("serve.py: --max-connections must be at least 1")
     open_files = raise_open_file_limit()
     limits = ConnectionLimits(
         header_timeout=args.header_timeout,

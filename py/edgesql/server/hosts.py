@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -47,6 +48,8 @@ __all__ = [
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 _WILDCARD = frozenset({"0.0.0.0", "::", "[::]", ""})
 _DEFAULT_PORT = {"http": 80, "https": 443}
+#: A host as a Host header may name it: a DNS name or IPv4 address, or an IPv6 one in brackets.
+_NAME = re.compile(r"\[[0-9a-f:.]+\]|[a-z0-9_.-]+")
 
 
 def split_host(value: str, default_port: int = 80) -> tuple[str, int] | None:
@@ -61,7 +64,7 @@ def split_host(value: str, default_port: int = 80) -> tuple[str, int] | None:
     else:
         name, sep, port = value.partition(":")
         rest = f":{port}" if sep else ""
-    if not name:
+    if not _NAME.fullmatch(name):
         return None
     if not rest:
         return name, default_port
@@ -135,13 +138,16 @@ class HostPolicy:
         """May a request with this Host header be answered? (None: HTTP/1.0 without one, not a browser.)"""
         if host_header is None:
             return True
-        parsed = split_host(host_header)
+        parsed = split_host(host_header, default_port=-1)
         if parsed is None:
             return False
         name, port = parsed
-        if name in self.any_port or (name, port) in self.exact:
+        # No port: the default of the scheme the client used, which a proxy in front may have
+        # changed (https), so either.
+        ports = {80, 443} if port == -1 else {port}
+        if name in self.any_port or any((name, p) in self.exact for p in ports):
             return True
-        if port != self.port:
+        if self.port not in ports:
             return False
         return name in self.names or (self.any_ip and _is_ip(name))
 
