@@ -248,7 +248,8 @@ class BrowserBackend:
     async def sync_status(self) -> Any:
         from .sync.status import SyncProgress, SyncStatus
 
-        st = (await self._call({"op": "sync.status", "s": self._s}))["status"]
+        # A poll (the app's status bar): it may wait for a busy worker, it changes nothing.
+        st = (await self._call({"op": "sync.status", "s": self._s}, limited=False))["status"]
         progress = (
             SyncProgress(st["progress"]["applied"], st["progress"]["total"]) if st["progress"] else None
         )

@@ -32,6 +32,9 @@ from pyscript import document, window  # type: ignore[import-not-found]
 DB_NAME = "app.db"
 SYNC_URL = "/sync"
 SYNC_INTERVAL_S = 15  # pull others' changes this often; writes and coming back online sync at once
+# A call waits at most this long for the database; beyond, it gives up without running (another
+# tab's long query holds the worker), and the views say they are waiting and ask again (app/live.py).
+STATEMENT_TIMEOUT_S = 2.0
 AUTHOR_KEY = "edgesql-demo:author"
 
 window.pyodide = pyodide_js  # the page's hook (see the docstring)
@@ -79,7 +82,11 @@ async def _connect():  # -> edgesql.Connection | None
     token = saved_token()
     try:
         return await edgesql.connect(
-            DB_NAME, sync_url=SYNC_URL, sync_interval=SYNC_INTERVAL_S, auth_token=token
+            DB_NAME,
+            sync_url=SYNC_URL,
+            sync_interval=SYNC_INTERVAL_S,
+            auth_token=token,
+            statement_timeout=STATEMENT_TIMEOUT_S,
         )
     except edgesql.SyncError as e:
         if e.code == "unauthorized":
