@@ -546,23 +546,23 @@ def test_a_change_that_can_never_be_sent_is_rejected_here_and_the_rest_flows(pri
 
     async def check() -> None:
         a, b = await fresh_replica(primary), await fresh_replica(primary)
-        await a.execute("INSERT INTO items (id, c) VALUES ('bad-utf8', CAST(x'41ff42' AS TEXT))")
+        await a.execute("INSERT INTO items (id, c) VALUES ('unsendable-utf8', CAST(x'41ff42' AS TEXT))")
         await a.execute("DROP TRIGGER _edgesql_outbox_size")
-        await a.execute("INSERT INTO items (id, c) VALUES ('bad-huge', ?)", ("q" * 2_000_000,))
-        await a.execute("INSERT INTO items (id, c) VALUES ('bad-after', 'fine')")
+        await a.execute("INSERT INTO items (id, c) VALUES ('unsendable-huge', ?)", ("q" * 2_000_000,))
+        await a.execute("INSERT INTO items (id, c) VALUES ('unsendable-after', 'fine')")
         await a.sync()
         assert (await a.sync_status()).pending == 0
         rejected = dict((await a.execute("SELECT code, reason FROM _edgesql_rejected ORDER BY seq")).rows)
         assert set(rejected) == {"malformed", "too_large"}
         assert "not valid UTF-8" in rejected["malformed"] and "BLOB" in rejected["malformed"]
         # The rows go back to what the primary has: it never had them.
-        ids = [r[0] for r in (await a.execute("SELECT id FROM items WHERE id LIKE 'bad-%'")).rows]
-        assert ids == ["bad-after"]
+        ids = [r[0] for r in (await a.execute("SELECT id FROM items WHERE id LIKE 'unsendable-%'")).rows]
+        assert ids == ["unsendable-after"]
         await b.sync()
-        assert [r[0] for r in (await b.execute("SELECT id FROM items WHERE id LIKE 'bad-%'")).rows] == [
-            "bad-after"
+        assert [r[0] for r in (await b.execute("SELECT id FROM items WHERE id LIKE 'unsendable-%'")).rows] == [
+            "unsendable-after"
         ]
-        assert primary.query("SELECT id FROM items WHERE id LIKE 'bad-%'") == [("bad-after",)]
+        assert primary.query("SELECT id FROM items WHERE id LIKE 'unsendable-%'") == [("unsendable-after",)]
         await a.close()
         await b.close()
 

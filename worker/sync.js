@@ -66,7 +66,7 @@ function yieldToEventLoop() {
 
 /** @param {{at: number, tbl: string, pk: string}} a @param {{at: number, tbl: string, pk: string} | null} b */
 function samePosition(a, b) {
-  return b !== null && a.at === b.at && a.tbl === b.tbl && a.pk === b.pk;
+  return b !== null && a.at === b.at && a.tbl === b.tbl && a.pk === b.pk && (a.bucket ?? '') === (b.bucket ?? '');
 }
 
 export class SyncError extends Error {
@@ -435,10 +435,15 @@ export class Syncer {
     this.db.atomicInternal(() => {
       this.db.runProgram(this.programs.ack, {
         acked: n ? r.acked : 0, rejected: JSON.stringify(rejected), server_hlc: String(r.server_hlc || '0'),
+        buckets: JSON.stringify(r.buckets || []),
       });
+      // Buckets this user lost: their rows go from this device.
+      if (r.drop && r.drop.length) this.db.runProgram(this.programs.drop_buckets, { buckets: JSON.stringify(r.drop) });
       // The primary says to start from its state (its log before its last migration holds
       // values from before it).
-      if (snapshot !== null && !st.snapshotting) this.db.runProgram(this.programs.begin_snapshot, {});
+      if (snapshot !== null && !st.snapshotting && snapshot.full !== false) {
+        this.db.runProgram(this.programs.begin_snapshot, {});
+      }
     });
     for (const rej of rejected) {
       console.warn(`[edgesql] the primary rejected change ${rej.seq}: ${rej.reason} (${rej.code})`);
@@ -447,7 +452,8 @@ export class Syncer {
     const total = r.more && snapshot === null ? before + changes.length + Number(r.remaining || 0) : null;
     if (n === 0 && r.more && changes.length && !this.stopped && !(snapshot && snapshot.done)) {
       // Nothing to push: ask for the next page now, so that it travels while this one is applied.
-      const position = snapshot === null ? null : { at: snapshot.at, tbl: snapshot.tbl, pk: snapshot.pk };
+      const position = snapshot === null ? null
+        : { at: snapshot.at, tbl: snapshot.tbl, pk: snapshot.pk, bucket: snapshot.bucket ?? '' };
       const abort = new AbortController();
       this.prefetch = {
         replica: st.replica, version: st.version, cursor: r.cursor, position, abort,

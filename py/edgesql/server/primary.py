@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import apsw
 
+from ..sync.accesssql import FORBIDDEN, access_statements, refresh_buckets
+from ..sync.buckets import Access, check_access
 from ..sync.protocol import (
     PROTOCOL_VERSION,
     PULL_PAGE_BYTES,
@@ -35,6 +37,7 @@ from ..sync.protocol import (
     SyncRequest,
     check_replica,
     check_schema,
+    check_user,
     snapshot_json,
 )
 from ..sync.schema import Migration, Schema, analyze
@@ -107,7 +110,9 @@ class PushResult:
 class Primary:
     """The primary database: schema owner, change log, merged app tables."""
 
-    def __init__(self, path: Path | str, migrations: tuple[Migration, ...]) -> None:
+    def __init__(
+        self, path: Path | str, migrations: tuple[Migration, ...], access: Access | None = None
+    ) -> None:
         self.path = str(path)
         self._db = apsw.Connection(self.path)
         self._db.execute("PRAGMA journal_mode = WAL")
@@ -118,16 +123,20 @@ class Primary:
         # Replaces SQLite's autocheckpoint (a WAL hook turns it off).
         self._checkpointer = _Checkpointer(self.path)
         self._db.set_wal_hook(self._checkpointer.committed)
-        self.schema = self._migrate(migrations)
+        self.schema = self._migrate(migrations, access)
         self.schema_doc = schema_document(self.schema)
+        # The statements of access rules (accesssql), or None: one shared database.
+        self._access = access_statements(self.schema) if access is not None else None
 
-    def _migrate(self, migrations: tuple[Migration, ...]) -> Schema:
+    def _migrate(self, migrations: tuple[Migration, ...], access: Access | None) -> Schema:
         # Check the whole schema on a scratch database first, so a migration the
         # sync model refuses never reaches the real file half applied.
         scratch = apsw.Connection(":memory:")
         for m in migrations:
             scratch.execute(m.sql)
-        analyze(scratch, len(migrations), migrations)  # raises SchemaError, saying why
+        checked = analyze(scratch, len(migrations), migrations)  # raises SchemaError, saying why
+        if access is not None:
+            check_access(scratch, [t.name for t in checked.tables], access)
         scratch.close()
 
         db = self._db
@@ -161,14 +170,21 @@ class Primary:
                     "INSERT INTO _edgesql_migrations (version, name, sql) VALUES (?, ?, ?)",
                     (m.version, m.name, m.sql),
                 )
-            schema = analyze(db, len(migrations), migrations)
+            schema = replace(analyze(db, len(migrations), migrations), access=access)
+            rules = _rules_digest(db)
             for sql in server_setup(schema, self._apply_triggers()):
                 db.execute(sql)
-            if pending:
-                # The clock must hold what the migrated tables hold; replicas then start
-                # again from a snapshot of it (serversql.refresh_after_migration).
+            digest = access.digest if access is not None else None
+            if pending or rules != digest:
+                # The clock must hold what the migrated tables hold, and each row's bucket
+                # follow the rules; replicas then start again from a snapshot of it
+                # (serversql.refresh_after_migration, accesssql.refresh_buckets).
                 for sql in refresh_after_migration(schema):
                     db.execute(sql)
+                if access is not None:
+                    for sql in refresh_buckets(schema):
+                        db.execute(sql)
+                db.execute("INSERT OR REPLACE INTO _edgesql_rules (id, digest) VALUES (1, ?)", (digest,))
         return schema
 
     def _apply_triggers(self) -> list[str]:
@@ -187,14 +203,25 @@ class Primary:
 
     # -- /sync --------------------------------------------------------------------------
 
-    def sync(self, req: SyncRequest) -> PushResult:
-        """Apply a push and answer with the next pull page, atomically."""
+    def sync(self, req: SyncRequest, user: str | None = None) -> PushResult:
+        """Apply a push and answer with the next pull page, atomically.
+
+        ``user`` is who the request comes from (a token's ``sub``); a schema with access
+        rules needs one, and answers only with what that user may read.
+        """
         check_schema(req.schema, self.schema.version)
+        access = self._access
         with self._lock:
             db = self._db
             with db:  # one transaction: all of this request or none of it
                 key_hash, high, horizon = db.execute(REPLICA, (req.replica,)).fetchone()
                 check_replica(req, key_hash, high)
+                read = write = "[]"
+                if access is not None:
+                    bound = _one(db, access["replica_user"], (req.replica,))
+                    check_user(user, bound)
+                    read, write = db.execute(access["user_buckets"], (user,)).fetchone()
+                    db.execute(access["bind_user"], (req.replica, user))
                 db.execute(REGISTER, (req.replica, req.key_hash))
                 rejected = json.loads(_one(db, CHECK, (req.page, req.replica)))
                 if any(r["code"] == "replica_conflict" for r in rejected):
@@ -203,7 +230,14 @@ class Primary:
                 rejected += req.too_large
                 kept = [c for c in req.changes if c[0] not in set(skip)] if skip else req.changes
                 budget = _Budget(MAX_PUSH_STATEMENTS)
+                if access is not None:
+                    db.execute(access["session_start"], (user, write))
                 refused, handled = self._push(kept, req, req.page, skip, budget)
+                owned = ""
+                if access is not None:
+                    db.execute(access["session_end"])
+                    if kept:
+                        owned = f'"buckets":{_one(db, access["acked_buckets"], (req.replica, req.page))},'
                 rejected += refused
                 acked = max((c[0] for c in req.changes if type(c[0]) is int), default=0)
                 acked = max([acked, *(r["seq"] for r in req.too_large if type(r["seq"]) is int)])
@@ -212,12 +246,12 @@ class Primary:
                     # replica sends the rest again (a replayed change changes nothing).
                     acked = min(acked, kept[handled][0] - 1)
                     rejected = [r for r in rejected if type(r["seq"]) is not int or r["seq"] <= acked]
-                pull = self._pull(req, horizon)
+                pull = self._pull(req, horizon) if access is None else self._pull_access(req, horizon, read)
                 server_hlc = _one(db, SERVER_HLC, ())
         body = (
             f'{{"v":{PROTOCOL_VERSION},"acked":{acked},"rejected":{json.dumps(rejected, separators=(",", ":"))},'
             f'"changes":{pull.page},"cursor":{pull.cursor},"more":{"true" if pull.more else "false"},'
-            f'"remaining":{pull.remaining},{pull.snapshot}"server_hlc":"{server_hlc}","schema":{self.schema.version}}}'
+            f'"remaining":{pull.remaining},{pull.snapshot}{owned}"server_hlc":"{server_hlc}","schema":{self.schema.version}}}'
         )
         return PushResult(body, len(req.changes) - len(rejected), pull.n)
 
@@ -244,6 +278,65 @@ class Primary:
         field = snapshot_json(at, last_tbl or snap.tbl, last_pk or snap.pk, not more)
         # Done: the log continues from where the snapshot started.
         return Pulled(page, req.cursor if more else at, n, 1, True, f'"snapshot":{field},')
+
+    def _pull_access(self, req: SyncRequest, horizon: int, read: str) -> Pulled:
+        """The pull half with access rules: the user's buckets only (accesssql's plan).
+
+        Buckets the user lost are dropped by the replica (``drop``); buckets gained are
+        sent as a snapshot of their rows, before the log goes on; the log pull follows
+        the buckets the replica holds.
+        """
+        db, access = self._db, self._access
+        assert access is not None
+        lost, pending, gained, live = (
+            json.loads(x) for x in db.execute(access["bucket_plan"], (req.replica, read)).fetchone()
+        )
+        drop = f'"drop":{json.dumps(lost, ensure_ascii=False)},' if lost else ""
+        if lost:
+            db.execute(access["buckets_lost"], (req.replica, json.dumps(lost)))
+        snap = req.snapshot
+        full = (snap is not None and snap.at is None) or (snap is None and req.cursor < horizon)
+        if full:
+            # Everything again: after a migration, new rules, or from a replica that asked.
+            db.execute(access["buckets_reset"], (req.replica,))
+            pending, live = json.loads(read), []
+            db.execute(access["buckets_gained"], (req.replica, read))
+            snap = Snapshot(None, "", "", "")
+        elif not pending and gained:
+            db.execute(access["buckets_gained"], (req.replica, json.dumps(gained)))
+            pending, snap = gained, Snapshot(None, "", "", "")
+        if not pending:
+            page, cursor, n, remaining = db.execute(
+                access["pull"],
+                (req.cursor, req.replica, req.limit, PULL_PAGE_BYTES, PULL_SCAN_ROWS, json.dumps(live)),
+            ).fetchone()
+            return Pulled(page, cursor, n, remaining, bool(remaining), drop)
+        if snap is None:  # a snapshot under way whose position the request lost: from the start
+            snap = Snapshot(None, "", "", "")
+        at = snap.at if snap.at is not None else _one(db, LOG_END, ())
+        if req.limit == 0:
+            field = snapshot_json(at, snap.tbl, snap.pk, False, snap.bucket, full)
+            return Pulled("[]", req.cursor, 0, 1, True, f'{drop}"snapshot":{field},')
+        page, last_bucket, last_tbl, last_pk, n, more = db.execute(
+            access["snapshot"],
+            (
+                snap.bucket,
+                snap.tbl,
+                snap.pk,
+                req.limit,
+                PULL_PAGE_BYTES,
+                json.dumps(pending, ensure_ascii=False),
+            ),
+        ).fetchone()
+        if not more:
+            db.execute(access["buckets_live"], (req.replica,))
+        field = snapshot_json(
+            at, last_tbl or snap.tbl, last_pk or snap.pk, not more, last_bucket or snap.bucket, full
+        )
+        # Done: the log goes on from where this snapshot started when it sent everything the
+        # replica holds, else from where the replica's log pull stood.
+        cursor = req.cursor if more or live else at
+        return Pulled(page, cursor, n, 1, True, f'{drop}"snapshot":{field},')
 
     def _push(
         self,
@@ -276,7 +369,10 @@ class Primary:
         except (apsw.ConstraintError, apsw.TooBigError, apsw.MismatchError) as e:
             if len(changes) == 1:
                 reason = str(e).removeprefix("ConstraintError: ")
-                return [{"seq": changes[0][0], "code": "constraint", "reason": reason}], 1
+                code = "constraint"
+                if reason.startswith(FORBIDDEN):  # an apply trigger refused the user (access rules)
+                    code, reason = "forbidden", reason.removeprefix(FORBIDDEN)
+                return [{"seq": changes[0][0], "code": code, "reason": reason}], 1
         mid = len(changes) // 2
         left, done = self._push(changes[:mid], req, None, None, budget)
         if done < mid:
@@ -347,6 +443,15 @@ class _Checkpointer:
             self._thread.join()
 
 
-def _one(db: apsw.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+def _rules_digest(db: apsw.Connection) -> str | None:
+    """The digest of the access rules the primary's buckets were computed with (None: none)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _edgesql_rules (id INTEGER PRIMARY KEY CHECK (id = 1), digest TEXT)"
+    )
+    row = db.execute("SELECT digest FROM _edgesql_rules WHERE id = 1").fetchone()
+    return row[0] if row else None
+
+
+def _one(db: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:
     row = db.execute(sql, params).fetchone()
     return row[0] if row else None

@@ -107,6 +107,10 @@ def setup_sql() -> list[str]:
         "CREATE TABLE IF NOT EXISTS _edgesql_replica (id INTEGER PRIMARY KEY CHECK (id = 1), "
         "key TEXT NOT NULL, snapshot TEXT)",
         "INSERT OR IGNORE INTO _edgesql_replica (id, key) VALUES (1, lower(hex(randomblob(16))))",
+        # With access rules: the bucket each row this replica holds is in (dropped with it).
+        "CREATE TABLE IF NOT EXISTS _edgesql_rowbucket (tbl TEXT NOT NULL, pk TEXT NOT NULL, bucket TEXT, "
+        "PRIMARY KEY (tbl, pk)) WITHOUT ROWID",
+        "CREATE INDEX IF NOT EXISTS _edgesql_rowbucket_by_bucket ON _edgesql_rowbucket (bucket)",
         OUTBOX_SIZE_TRIGGER,
     ]
 
@@ -224,7 +228,7 @@ SELECT '{"v":2,"replica":"' || s.replica || '","key":"' || r.key || '","schema":
        || ',"high":' || max(s.rseq, coalesce((SELECT max(seq) FROM _edgesql_outbox), 0))
        || ',"limit":' || :limit
        || CASE WHEN p.snap IS NULL THEN '' ELSE ',"snapshot":' || json_object('at', p.snap ->> '$.at',
-               'tbl', p.snap ->> '$.tbl', 'pk', p.snap ->> '$.pk') END
+               'tbl', p.snap ->> '$.tbl', 'pk', p.snap ->> '$.pk', 'bucket', coalesce(p.snap ->> '$.bucket', '')) END
        || ',"changes":' || :page || '}'
 FROM _edgesql_state s, _edgesql_replica r, (SELECT coalesce(:snapshot, (SELECT snapshot FROM _edgesql_replica WHERE id = 1)) AS snap) p
 WHERE s.id = 1 AND r.id = 1
@@ -441,8 +445,17 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         "SELECT tbl, pk, col, hlc, replica, val FROM temp._edgesql_pulled WHERE true "
         "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val",
     ]
+    if schema.access is not None:
+        # Rows that left this user's buckets go first (uncaptured), unless the page brings
+        # them back later; then each pulled row's bucket is remembered.
+        final[3:3] = _exits(schema)
     for t in schema.tables:
         final.extend(_apply_table(t))
+    if schema.access is not None:
+        final.append(
+            "INSERT OR REPLACE INTO _edgesql_rowbucket (tbl, pk, bucket) SELECT value ->> '$[2]', value ->> '$[3]', "
+            "value ->> '$[7]' FROM json_each(:page) WHERE json_type(value, '$[7]') = 'text'"
+        )
     final += [
         "UPDATE _edgesql_state SET applying = 0, cursor = max(cursor, :cursor) WHERE id = 1",
         "DELETE FROM temp._edgesql_pulled",
@@ -484,6 +497,10 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         "last_synced_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = 1",
         f"DELETE FROM _edgesql_outbox WHERE seq <= :acked OR seq IN ({rejected_seqs})",
         *rebuild_rejected,
+        # With access rules: the buckets the primary put this device's rows in (params
+        # :buckets, [[table, key, bucket], ...]), so that they go when the bucket does.
+        "INSERT OR REPLACE INTO _edgesql_rowbucket (tbl, pk, bucket) SELECT value ->> '$[0]', value ->> '$[1]', "
+        "value ->> '$[2]' FROM json_each(:buckets)",
         "UPDATE _edgesql_state SET applying = 0 WHERE id = 1",
     ]
     reject_local = [
@@ -513,18 +530,26 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         # are until the snapshot's cells replace them, so the app keeps its data meanwhile.
         "begin_snapshot": [
             "DELETE FROM _edgesql_clock",
+            "DELETE FROM _edgesql_rowbucket",
             "UPDATE _edgesql_state SET cursor = 0 WHERE id = 1",
-            'UPDATE _edgesql_replica SET snapshot = \'{"at":null,"tbl":"","pk":""}\' WHERE id = 1',
+            'UPDATE _edgesql_replica SET snapshot = \'{"at":null,"tbl":"","pk":"","bucket":"","full":true}\' WHERE id = 1',
         ],
-        # Params :snapshot, the answer's position ({"at", "tbl", "pk", "done"}).
+        # Params :snapshot, the answer's position ({"at", "tbl", "pk", "done", "bucket", "full"}).
+        # Whether it is full (the clock was cleared, rows the snapshot does not bring go at
+        # the end) was decided when it began, and stays.
         "snapshot_position": [
             "UPDATE _edgesql_replica SET snapshot = json_object('at', :snapshot ->> '$.at', "
-            "'tbl', :snapshot ->> '$.tbl', 'pk', :snapshot ->> '$.pk') WHERE id = 1",
+            "'tbl', :snapshot ->> '$.tbl', 'pk', :snapshot ->> '$.pk', 'bucket', coalesce(:snapshot ->> '$.bucket', ''), "
+            "'full', json(CASE WHEN coalesce(snapshot ->> '$.full', :snapshot ->> '$.full', 1) THEN 'true' ELSE 'false' END)) "
+            "WHERE id = 1",
         ],
         # Params :cursor, where the log continues.
         "snapshot_done": [
             "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
-            *sweep,
+            *(
+                f"{sql} AND (SELECT coalesce(snapshot ->> '$.full', 1) FROM _edgesql_replica WHERE id = 1)"
+                for sql in sweep
+            ),
             "UPDATE _edgesql_replica SET snapshot = NULL WHERE id = 1",
             "UPDATE _edgesql_state SET applying = 0, cursor = :cursor WHERE id = 1",
         ],
@@ -611,7 +636,58 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         ],
         **snapshots,
         **migrating,
+        # Params :buckets: the buckets this user lost (the answer's "drop").
+        "drop_buckets": _drop_buckets(schema) if schema.access is not None else [],
     }
+
+
+def _exits(schema: Schema) -> list[str]:
+    """The statements that drop the rows a page says left this user's buckets."""
+    exits = (
+        "SELECT e.value ->> '$[2]' AS tbl, e.value ->> '$[3]' AS pk FROM json_each(:page) e "
+        "WHERE json_type(e.value, '$[7]') = 'null' AND e.value ->> '$[1]' = '' AND NOT EXISTS ("
+        "SELECT 1 FROM json_each(:page) l WHERE l.key > e.key AND l.value ->> '$[2]' = e.value ->> '$[2]' "
+        "AND l.value ->> '$[3]' = e.value ->> '$[3]' AND json_type(l.value, '$[7]') = 'text')"
+    )
+    out = []
+    for t in schema.tables:
+        out.append(_drop_rows(t, f"SELECT pk FROM ({exits}) WHERE tbl = {quote_text(t.name)}"))
+    out += [
+        f"DELETE FROM _edgesql_clock WHERE (tbl, pk) IN ({exits})",
+        f"DELETE FROM temp._edgesql_pulled WHERE (tbl, pk) IN ({exits})",
+        f"DELETE FROM _edgesql_rowbucket WHERE (tbl, pk) IN ({exits})",
+    ]
+    return out
+
+
+def _drop_rows(t: Table, keys_sql: str) -> str:
+    """Delete the rows of ``t`` whose keys ``keys_sql`` selects (as SQL, not captured)."""
+    pkcols = ", ".join(quote_ident(c) for c in t.pk)
+    pk_tuple = f"({pkcols})" if len(t.pk) > 1 else pkcols
+    decoded = ", ".join(key_decode("k.pk", n) for n in range(len(t.pk)))
+    return f"DELETE FROM {quote_ident(t.name)} WHERE {pk_tuple} IN (SELECT {decoded} FROM ({keys_sql}) k)"
+
+
+def _drop_buckets(schema: Schema) -> list[str]:
+    """The program that forgets buckets this user lost (params :buckets, a JSON array):
+    their rows go from this device (not captured), this device's pending writes to them
+    are rejected, and so are their cells in the clock."""
+    lost = "SELECT tbl, pk, bucket FROM _edgesql_rowbucket WHERE bucket IN (SELECT value FROM json_each(:buckets))"
+    out = [
+        "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
+        "INSERT OR REPLACE INTO _edgesql_rejected (seq, tbl, pk, hlc, cells, code, reason) "
+        "SELECT o.seq, o.tbl, o.pk, o.hlc, o.cells, 'forbidden', 'this user no longer has access to bucket ' "
+        f"|| quote(l.bucket) FROM _edgesql_outbox o JOIN ({lost}) l ON l.tbl = o.tbl AND l.pk = o.pk",
+        f"DELETE FROM _edgesql_outbox WHERE (tbl, pk) IN (SELECT tbl, pk FROM ({lost}))",
+    ]
+    for t in schema.tables:
+        out.append(_drop_rows(t, f"SELECT pk FROM ({lost}) WHERE tbl = {quote_text(t.name)}"))
+    out += [
+        f"DELETE FROM _edgesql_clock WHERE (tbl, pk) IN (SELECT tbl, pk FROM ({lost}))",
+        "DELETE FROM _edgesql_rowbucket WHERE bucket IN (SELECT value FROM json_each(:buckets))",
+        "UPDATE _edgesql_state SET applying = 0 WHERE id = 1",
+    ]
+    return out
 
 
 def _pk_match_alias(t: Table, alias: str, k: str) -> str:

@@ -40,6 +40,7 @@ __all__ = [
     "change_problem",
     "check_replica",
     "check_schema",
+    "check_user",
     "parse_request",
     "snapshot_json",
 ]
@@ -93,6 +94,8 @@ class Snapshot:
     at: int | None
     tbl: str
     pk: str
+    #: With access rules, snapshots go bucket by bucket: the position's bucket.
+    bucket: str = ""
 
 
 @dataclass
@@ -168,10 +171,33 @@ def check_replica(req: SyncRequest, key_hash: str | None, high: int) -> None:
         )
 
 
-def snapshot_json(at: int, tbl: str | None, pk: str | None, done: bool) -> str:
-    """The answer's ``snapshot`` field."""
+def check_user(user: str | None, bound: str | None) -> None:
+    """With access rules: a request needs a user, and a replica id stays its first user's."""
+    if user is None:
+        raise ProtocolError(
+            401,
+            "sign_in",
+            "this primary's data is per user: sign in (a token whose `sub` names the user; "
+            "connect(..., auth=...))",
+        )
+    if bound is not None and bound != user:
+        raise ProtocolError(
+            403,
+            "replica_user",
+            "this replica belongs to another user: a device that signs in as another user starts a new "
+            "replica (edgesql replicas do this themselves)",
+        )
+
+
+def snapshot_json(
+    at: int, tbl: str | None, pk: str | None, done: bool, bucket: str | None = "", full: bool = True
+) -> str:
+    """The answer's ``snapshot`` field. ``full``: of everything the replica may read (it starts
+    again from the primary's state), else of buckets it just gained (it keeps what it has)."""
     return json.dumps(
-        {"at": at, "tbl": tbl or "", "pk": pk or "", "done": done}, separators=(",", ":"), ensure_ascii=False
+        {"at": at, "tbl": tbl or "", "pk": pk or "", "done": done, "bucket": bucket or "", "full": full},
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
 
 
@@ -297,10 +323,13 @@ def _snapshot(v: Any) -> Snapshot | None:
         or not (at is None or (type(at) is int and 0 <= at <= MAX_SEQ))
         or type(v.get("tbl")) is not str
         or type(v.get("pk")) is not str
+        or type(v.get("bucket", "")) is not str
         or len(v["tbl"]) > MAX_POSITION_CHARS
         or len(v["pk"]) > MAX_POSITION_CHARS
+        or len(v.get("bucket", "")) > MAX_POSITION_CHARS
         or not v["pk"].isascii()
         or not v["tbl"].isprintable()
+        or not v.get("bucket", "").isprintable()
     ):
         raise ProtocolError(
             400,
@@ -308,7 +337,7 @@ def _snapshot(v: Any) -> Snapshot | None:
             f'\'snapshot\' must be null or {{"at": seq or null, "tbl": text, "pk": text}} '
             f"(at most {MAX_POSITION_CHARS} characters each), as the primary's last answer gave it",
         )
-    return Snapshot(at, v["tbl"], v["pk"])
+    return Snapshot(at, v["tbl"], v["pk"], v.get("bucket", ""))
 
 
 def _dumps(changes: list[list[Any]]) -> str:

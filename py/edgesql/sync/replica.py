@@ -293,9 +293,12 @@ class NativeReplica:
                     "acked": acked if n else 0,
                     "rejected": json.dumps(rejected),
                     "server_hlc": str(r.get("server_hlc", "0")),
+                    "buckets": json.dumps(r.get("buckets") or []),
                 },
             )
-            if snapshot is not None and not snapshotting:
+            if r.get("drop"):  # buckets this user lost: their rows go from this device
+                self._run("drop_buckets", {"buckets": json.dumps(r["drop"])})
+            if snapshot is not None and not snapshotting and snapshot.get("full", True):
                 # The primary says to start from its state (the log before its last
                 # migration holds values from before it).
                 self._run("begin_snapshot", {})
@@ -317,9 +320,10 @@ class NativeReplica:
                 rej.get("reason"),
                 rej.get("code"),
             )
-        if (changes or rejected or (snapshot or {}).get("done")) and self._on_change:
+        everything = rejected or r.get("drop") or (snapshot or {}).get("done")
+        if (changes or everything) and self._on_change:
             tables = {c[2] for c in changes if isinstance(c, list) and len(c) > 2}
-            self._on_change(tables | ({"*"} if rejected or (snapshot or {}).get("done") else set()))
+            self._on_change(tables | ({"*"} if everything else set()))
         more = bool(r.get("more")) or (n > 0 and self._pending() > 0)
         if r.get("more"):
             applied = (self._progress.applied if self._progress else 0) + len(changes)

@@ -106,6 +106,8 @@ class Schema:
     version: int
     migrations: tuple[Migration, ...]
     tables: tuple[Table, ...] = field(default=())
+    #: Who sees what (buckets.Access), or None: every device reads and writes every row.
+    access: Any = None
 
     def table(self, name: str) -> Table:
         """The synced table called ``name``."""
@@ -115,8 +117,11 @@ class Schema:
         raise KeyError(name)
 
     def to_json(self) -> str:
-        """The schema as JSON, as ``GET /schema`` serves it."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        """The schema as JSON, as ``GET /schema`` serves it. Of the access rules, replicas
+        see only their digest: it changes when the rules do (then they take a snapshot)."""
+        d = asdict(self)
+        d["access"] = None if self.access is None else {"digest": self.access.digest}
+        return json.dumps(d, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Schema:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from .clientsql import EXISTS, client_doc
 from .codec import (
@@ -134,9 +135,13 @@ def server_setup(schema: Schema, existing_triggers: Iterable[str] = ()) -> list[
     # Apply triggers are rebuilt for the current schema; a stale one would name
     # a table or column that is gone, and every push would fail to compile.
     out.extend(f"DROP TRIGGER IF EXISTS {quote_ident(name)}" for name in existing_triggers)
+    if schema.access is not None:
+        from .accesssql import access_setup
+
+        out.extend(access_setup())
     for t in schema.tables:
         out.append(f"DROP TRIGGER IF EXISTS {trigger_name(t)}")
-        out.append(apply_trigger(t))
+        out.append(apply_trigger(t, schema.access))
     return out
 
 
@@ -145,17 +150,19 @@ def trigger_name(t: Table) -> str:
     return quote_ident(f"_edgesql_apply_{t.name}")
 
 
-def apply_trigger(t: Table) -> str:
+def apply_trigger(t: Table, access: Any = None) -> str:
     """The trigger that applies changes to table ``t``: LWW into the clock, then rebuild the row.
 
     The primary's clock keeps each winning value decoded, so rebuilding a
     row reads plain values: each incoming cell is decoded once, on arrival.
+    With access rules (``buckets.Access``), the row's bucket is checked before and
+    after, and logged (accesssql.bucket_steps).
     """
     tq = quote_ident(t.name)
     tl = quote_text(t.name)
     value_names = [c.name for c in t.value_columns]
     cols = ", ".join(quote_ident(c.name) for c in t.columns)
-    values = ", ".join(
+    values_list = [
         key_decode("NEW.pk", t.pk.index(c.name))
         if c.name in t.pk
         else (
@@ -164,7 +171,8 @@ def apply_trigger(t: Table) -> str:
             else f"w.{quote_ident(c.name)}"
         )
         for c in t.columns
-    )
+    ]
+    values = ", ".join(values_list)
     # One row per key: each column's value, and (for a column with a default, used
     # when the clock has no cell for it) whether the clock has that cell at all.
     has_default = {c.name for c in t.value_columns if c.default is not None}
@@ -195,8 +203,17 @@ def apply_trigger(t: Table) -> str:
     upsert = (
         f"ON CONFLICT ({pkcols}) DO UPDATE SET {updates}" if updates else f"ON CONFLICT ({pkcols}) DO NOTHING"
     )
+    before = after = ""
+    if access is not None:
+        from .accesssql import bucket_steps
+
+        aliased = ", ".join(
+            f"{v} AS {quote_ident(c.name)}" for v, c in zip(values_list, t.columns, strict=True)
+        )
+        before, after = bucket_steps(t, access, aliased, f"{row} w")
     return (
         f"CREATE TRIGGER {trigger_name(t)} AFTER INSERT ON _edgesql_changes WHEN NEW.tbl = {tl} BEGIN "
+        f"{before}"
         "INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) "
         f"SELECT NEW.tbl, NEW.pk, j.key, NEW.hlc, NEW.replica, {decode('j.value')} FROM json_each(NEW.cells) j WHERE true "
         "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val "
@@ -204,6 +221,7 @@ def apply_trigger(t: Table) -> str:
         f"DELETE FROM {tq} WHERE {pk_match}; "
         f"INSERT INTO {tq} ({cols}) SELECT {values} FROM {row} w "
         f"WHERE w.{quote_ident(EXISTS)} IS 1 {upsert}; "
+        f"{after}"
         "END"
     )
 
