@@ -22,7 +22,11 @@
 // answer is built by concatenating them, unparsed.
 
 import { D1_MAX_VALUE_BYTES, QUERIES_KEPT_FOR_PULL } from "./limits.js";
+import { checkUser, pullAccess } from "./access.js";
 import { ProtocolError, checkReplica, checkSchema, isInt, keyHash, snapshotJson } from "./protocol.js";
+
+/** The start of the message an apply trigger refuses a user's change with (accesssql.FORBIDDEN). */
+const FORBIDDEN = "edgesql_forbidden: ";
 
 /** @typedef {import("./bundle.js").Bundle} Bundle */
 /** @typedef {import("./protocol.js").SyncRequest} SyncRequest */
@@ -129,16 +133,21 @@ export class D1Primary {
     this.bundle = bundle;
     this.sql = bundle.sql;
     this.queryLimit = queryLimit;
+    /** Statements around each push batch: the user's session, with access rules. */
+    this.session = { before: [], after: [] };
   }
 
   /**
    * Apply a push and answer with the next pull page: the response body.
    * @param {SyncRequest} req
+   * @param {string | null} [user] who the request comes from (a token's `sub`); a schema
+   *   with access rules needs one, and answers only with what that user may read
    * @returns {Promise<string>}
    */
-  async sync(req) {
+  async sync(req, user = null) {
     const version = this.bundle.schema_version;
     checkSchema(req.schema, version);
+    const access = this.bundle.access ?? null;
     const budget = new Budget(this.queryLimit);
     const db = this.db;
     const hash = await keyHash(req.key);
@@ -150,13 +159,40 @@ export class D1Primary {
       tooLarge = [...tooLarge, ...refused];
       pages = changes.length ? chunks(changes) : [];
     }
-    const { rejected, horizon } = await this.#check(pages, req, hash, budget);
+    const { rejected, horizon, read, write } = await this.#check(pages, req, hash, budget, user);
     // The seqs CHECK refused, as SQL compares them: PUSH's ?3 leaves them out.
     const exclude = JSON.stringify(rejected.map((r) => r.seq).filter((s) => s !== null));
     rejected.push(...tooLarge);
 
     const register = db.prepare(this.sql.register).bind(req.replica, hash);
-    const pull = this.#pullStatements(req, horizon);
+    let pull = this.#pullStatements(req, horizon);
+    /** @type {{statements: D1PreparedStatement[], read: (r: D1Result[]) => any, done: boolean} | null} */
+    let accessPull = null;
+    if (access) {
+      budget.take();
+      const plan = /** @type {any} */ (await db.prepare(access.bucket_plan).bind(req.replica, read).first());
+      const parsed = { lost: JSON.parse(plan.lost), pending: JSON.parse(plan.pending),
+        gained: JSON.parse(plan.gained), live: JSON.parse(plan.live) };
+      accessPull = pullAccess(db, access, this.bundle.protocol, this.sql.log_end, req, horizon, read, parsed);
+      const owned = req.changes.length
+        ? [db.prepare(access.acked_buckets).bind(req.replica, JSON.stringify(req.changes.map((c) => [c[0]])))]
+        : [];
+      const ap = accessPull;
+      pull = {
+        statements: [...owned, ...ap.statements, db.prepare(this.sql.server_hlc)],
+        read: (/** @type {D1Result[]} */ r) => {
+          const out = ap.read(r.slice(owned.length));
+          const buckets = owned.length ? `"buckets":${/** @type {any} */ (Object.values(r[0].results[0]))[0]},` : "";
+          return { ...out, snapshot: out.snapshot + buckets };
+        },
+      };
+    }
+    this.session = access
+      ? {
+          before: [db.prepare(access.bind_user).bind(req.replica, user), db.prepare(access.session_start).bind(user, write)],
+          after: [db.prepare(access.session_end)],
+        }
+      : { before: [], after: [] };
     let handled = changes.length; // changes settled, in page order (all, unless the budget ran out)
     /** @type {D1Result[]} */
     let pulled;
@@ -164,15 +200,29 @@ export class D1Primary {
     try {
       // The whole page, then the pull: one atomic batch, one round trip.
       const push = pages.map((page) => db.prepare(this.sql.push).bind(page, req.replica, exclude, hash));
-      pulled = (await db.batch([register, ...push, ...pull.statements])).slice(-pull.statements.length);
+      const { before, after } = this.session;
+      pulled = (await db.batch([register, ...before, ...push, ...after, ...pull.statements])).slice(
+        -pull.statements.length,
+      );
     } catch (e) {
       if (refusal(e) === null) throw e;
       const done = await this.#bisect(changes, req.replica, hash, exclude, budget, e);
       rejected.push(...done.rejected);
       handled = done.handled;
       budget.take();
-      pulled = await db.batch([register, ...pull.statements]);
+      pulled = await db.batch([register, ...this.session.before.slice(0, 1), ...pull.statements]);
       pulled = pulled.slice(-pull.statements.length);
+    }
+    if (accessPull) {
+      // (Read once: `done` is known after the snapshot page ran.)
+      const out = pull.read(pulled);
+      pull = { ...pull, read: () => out };
+      if (accessPull.done) {
+        // The buckets sent are now the replica's. A query of its own: whether the snapshot is
+        // done is known only now. Lost, a later request sends the snapshot again (harmless).
+        budget.take();
+        await db.prepare(access.buckets_live).bind(req.replica).run();
+      }
     }
 
     const seqs = [...changes.slice(0, handled).map((c) => c[0]), ...tooLarge.map((r) => r.seq)].filter(isInt);
@@ -252,28 +302,38 @@ export class D1Primary {
   }
 
   /**
-   * Who owns the replica id, then CHECK on the page (one read batch): the changes CHECK
-   * refuses, and the horizon. Throws the request's refusal (another device's id, a copy
-   * behind itself, a seq pushed with other content).
+   * Who owns the replica id (and, with access rules, its user and the user's buckets),
+   * then CHECK on the page (one read batch): the changes CHECK refuses, and the horizon.
+   * Throws the request's refusal (another device's id, a copy behind itself, a seq pushed
+   * with other content, another user's replica).
    * @param {string[]} pages
    * @param {SyncRequest} req
    * @param {string} hash
    * @param {Budget} budget
-   * @returns {Promise<{rejected: Rejection[], horizon: number}>}
+   * @param {string | null} user
+   * @returns {Promise<{rejected: Rejection[], horizon: number, read: string, write: string}>}
    */
-  async #check(pages, req, hash, budget) {
+  async #check(pages, req, hash, budget, user) {
     const db = this.db;
+    const access = this.bundle.access ?? null;
     budget.take();
-    const results = await db.batch([
-      db.prepare(this.sql.replica).bind(req.replica),
-      ...pages.map((p) => db.prepare(this.sql.check).bind(p, req.replica)),
-    ]);
+    const head = [db.prepare(this.sql.replica).bind(req.replica)];
+    if (access) {
+      head.push(db.prepare(access.replica_user).bind(req.replica), db.prepare(access.user_buckets).bind(user));
+    }
+    const results = await db.batch([...head, ...pages.map((p) => db.prepare(this.sql.check).bind(p, req.replica))]);
     const owner = /** @type {{key_hash: string | null, high: number, horizon: number}} */ (results[0].results[0]);
     checkReplica(req, hash, owner.key_hash, owner.high);
+    let read = "[]";
+    let write = "[]";
+    if (access) {
+      checkUser(user, /** @type {any} */ (results[1].results[0]).user);
+      ({ read, write } = /** @type {any} */ (results[2].results[0]));
+    }
     /** @type {Rejection[]} */
     const rejected = [];
     // CHECK answers one row of one column (a JSON array), whatever the column is called.
-    for (const r of results.slice(1)) {
+    for (const r of results.slice(head.length)) {
       rejected.push(...JSON.parse(Object.values(/** @type {Record<string, string>} */ (r.results[0]))[0]));
     }
     if (rejected.some((r) => r.code === "replica_conflict")) {
@@ -284,7 +344,7 @@ export class D1Primary {
           "(a restored backup or a copied file): take a new replica id and push again",
       );
     }
-    return { rejected, horizon: owner.horizon };
+    return { rejected, horizon: owner.horizon, read, write };
   }
 
   /**
@@ -297,7 +357,9 @@ export class D1Primary {
     return [
       // The id's owner again: a failed batch rolled the first registration back.
       this.db.prepare(this.sql.register).bind(replica, hash),
+      ...this.session.before,
       ...chunks(changes).map((p) => this.db.prepare(this.sql.push).bind(p, replica, exclude, hash)),
+      ...this.session.after,
     ];
   }
 
@@ -316,7 +378,13 @@ export class D1Primary {
     const reason = refusal(error);
     if (changes.length === 1) {
       const seq = /** @type {number} */ (changes[0][0]);
-      return { rejected: [{ seq, code: "constraint", reason: reason ?? String(error) }], handled: 1 };
+      const message = reason ?? String(error);
+      // An apply trigger refused the user (access rules): "forbidden", as on the embedded primary.
+      const forbidden = message.startsWith(FORBIDDEN);
+      const rejection = forbidden
+        ? { seq, code: "forbidden", reason: message.slice(FORBIDDEN.length) }
+        : { seq, code: "constraint", reason: message };
+      return { rejected: [rejection], handled: 1 };
     }
     const mid = changes.length >> 1;
     const left = await this.#tryPush(changes.slice(0, mid), replica, hash, exclude, budget);

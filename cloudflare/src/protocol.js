@@ -42,7 +42,7 @@ export class ProtocolError extends Error {
  * @property {number} schema
  * @property {number} cursor
  * @property {number} high the highest seq this replica has used
- * @property {{at: number | null, tbl: string, pk: string} | null} snapshot where a snapshot stands
+ * @property {{at: number | null, tbl: string, pk: string, bucket: string} | null} snapshot where a snapshot stands
  * @property {unknown[][]} changes the changes small enough to store (each [seq, table, key, hlc, cells, txend])
  * @property {number} limit
  * @property {{seq: number, code: string, reason: string}[]} tooLarge rejections of the others
@@ -242,23 +242,27 @@ export function parseRequest(body, limits) {
  * The request's snapshot position (a port of _snapshot in protocol.py).
  * @param {unknown} v
  * @param {Limits} limits
- * @returns {{at: number | null, tbl: string, pk: string} | null}
+ * @returns {{at: number | null, tbl: string, pk: string, bucket: string} | null}
  */
 function snapshotOf(v, limits) {
   if (v === undefined || v === null) return null;
   const s = /** @type {Record<string, unknown>} */ (isContainer(v) && !Array.isArray(v) ? v : {});
   const at = s.at;
   const { tbl, pk } = s;
+  const bucket = s.bucket === undefined ? "" : s.bucket;
   const max = limits.max_position_chars;
   if (
     !(isContainer(v) && !Array.isArray(v)) ||
     !(at === null || at === undefined || (isInt(at) && at >= 0 && at <= limits.max_cursor)) ||
     typeof tbl !== "string" ||
     typeof pk !== "string" ||
+    typeof bucket !== "string" ||
     tbl.length > max ||
     pk.length > max ||
+    bucket.length > max ||
     !/^[\x00-\x7f]*$/.test(pk) ||
-    !printable(tbl)
+    !printable(tbl) ||
+    !printable(bucket)
   ) {
     throw new ProtocolError(
       400,
@@ -267,7 +271,7 @@ function snapshotOf(v, limits) {
         `(at most ${max} characters each), as the primary's last answer gave it`,
     );
   }
-  return { at: at ?? null, tbl, pk };
+  return { at: at ?? null, tbl, pk, bucket };
 }
 
 /**
@@ -344,9 +348,10 @@ export function checkReplica(req, hash, keyHash, high) {
 /**
  * The answer's snapshot field (snapshot_json in protocol.py, same key order).
  * @param {number} at @param {string} tbl @param {string} pk @param {boolean} done
+ * @param {string} [bucket] @param {boolean} [full]
  */
-export function snapshotJson(at, tbl, pk, done) {
-  return JSON.stringify({ at, tbl, pk, done });
+export function snapshotJson(at, tbl, pk, done, bucket = "", full = true) {
+  return JSON.stringify({ at, tbl, pk, done, bucket: bucket || "", full });
 }
 
 const NESTED = "the change nests arrays or objects where edgesql's encoding has none";

@@ -236,7 +236,7 @@ class Primary:
                 owned = ""
                 if access is not None:
                     db.execute(access["session_end"])
-                    if kept:
+                    if req.changes:
                         owned = f'"buckets":{_one(db, access["acked_buckets"], (req.replica, req.page))},'
                 rejected += refused
                 acked = max((c[0] for c in req.changes if type(c[0]) is int), default=0)
@@ -291,7 +291,7 @@ class Primary:
         lost, pending, gained, live = (
             json.loads(x) for x in db.execute(access["bucket_plan"], (req.replica, read)).fetchone()
         )
-        drop = f'"drop":{json.dumps(lost, ensure_ascii=False)},' if lost else ""
+        drop = f'"drop":{json.dumps(lost, ensure_ascii=False, separators=(",", ":"))},' if lost else ""
         if lost:
             db.execute(access["buckets_lost"], (req.replica, json.dumps(lost)))
         snap = req.snapshot

@@ -147,7 +147,6 @@ def access_statements(schema: Schema) -> dict[str, str]:
         "WHERE c.replica = ?1 AND c.rseq IN (SELECT value ->> '$[0]' FROM json_each(?2)) ORDER BY c.seq)",
         "pull": pull_access(),
         "snapshot": snapshot_access(),
-        "refresh": "\n;\n".join(refresh_buckets(schema)),
     }
 
 

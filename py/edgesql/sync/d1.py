@@ -41,10 +41,12 @@ import hashlib
 import json
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .accesssql import access_statements, refresh_buckets
+from .buckets import Access, check_access
 from .protocol import (
     DEFAULT_PULL_LIMIT,
     MAX_PAGE_BYTES,
@@ -195,8 +197,9 @@ def _d1_statements(m: Migration) -> list[str]:
     return out
 
 
-def schemas(migrations: tuple[Migration, ...]) -> list[Schema]:
-    """The schema after each migration (index 0 is version 1), analyzed as the embedded primary does."""
+def schemas(migrations: tuple[Migration, ...], access: Access | None = None) -> list[Schema]:
+    """The schema after each migration (index 0 is version 1), analyzed as the embedded primary does;
+    the last one with the access rules (checked against it)."""
     try:
         import apsw
     except ImportError:  # pragma: no cover - apsw comes with edgesql[server]
@@ -219,12 +222,16 @@ def schemas(migrations: tuple[Migration, ...]) -> list[Schema]:
                 f"D1 allows at most {D1_MAX_COLUMNS} per table: split it in two"
             )
         out.append(analyze(db, i + 1, migrations[: i + 1]))
+    if access is not None:
+        check_access(db, [t.name for t in out[-1].tables], access)
+        out[-1] = replace(out[-1], access=access)
     db.close()
     return out
 
 
 def primary_bundle(schema: Schema) -> dict[str, Any]:
-    """What the Worker needs besides D1: the schema document, the server's SQL, and the protocol's limits."""
+    """What the Worker needs besides D1: the schema document, the server's SQL, the protocol's
+    limits, and the statements of the access rules (None without any)."""
     sql = {
         "replica": REPLICA,
         "register": REGISTER,
@@ -244,6 +251,7 @@ def primary_bundle(schema: Schema) -> dict[str, Any]:
         # Served byte for byte at GET /sync/schema: the same text the embedded primary serves.
         "schema_doc": schema_document(schema),
         "sql": sql,
+        "access": access_statements(schema) if schema.access is not None else None,
         "protocol": {
             "version": PROTOCOL_VERSION,
             "max_request_bytes": MAX_REQUEST_BYTES,
@@ -290,6 +298,16 @@ def _migration_file(
             "-- edgesql: the clock takes what the migration did to the tables; replicas start again from it"
         )
         lines += [s + ";" for s in _refresh(schema)]
+    if schema.access is not None:
+        lines.append("")
+        lines.append(
+            "-- edgesql: each row's bucket by the access rules; replicas start again from a snapshot"
+        )
+        lines += [s + ";" for s in refresh_buckets(schema)]
+        if not body:
+            lines.append(
+                "INSERT OR REPLACE INTO _edgesql_horizon (id, seq) VALUES (1, (SELECT coalesce(max(seq), 0) FROM _edgesql_changes));"
+            )
     lines += [
         "",
         "-- edgesql: what this database now runs (the Worker compares it with its bundle)",
@@ -319,11 +337,12 @@ def _read_existing(out: Path) -> list[tuple[int, str, dict[str, Any]]]:
     return found
 
 
-def generate(migrations: tuple[Migration, ...], out: Path) -> D1Output:
-    """The migration files to add to ``out`` for ``migrations``, and the bundle. Writes nothing."""
+def generate(migrations: tuple[Migration, ...], out: Path, access: Access | None = None) -> D1Output:
+    """The migration files to add to ``out`` for ``migrations`` (and the access rules, which
+    apply to the last version), and the bundle. Writes nothing."""
     if not migrations:
         raise SchemaError("no migrations: the schema needs at least one")
-    steps = schemas(migrations)
+    steps = schemas(migrations, access)
     existing = _read_existing(out)
     done = 0
     last_setup = None
@@ -370,9 +389,11 @@ def generate(migrations: tuple[Migration, ...], out: Path) -> D1Output:
     return D1Output(new, bundle)
 
 
-def write(migrations: tuple[Migration, ...], out: Path, bundle_path: Path) -> D1Output:
+def write(
+    migrations: tuple[Migration, ...], out: Path, bundle_path: Path, access: Access | None = None
+) -> D1Output:
     """Generate, then write the new migration files into ``out`` and the bundle to ``bundle_path``."""
-    result = generate(migrations, out)
+    result = generate(migrations, out, access)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in result.new_migrations.items():
         (out / name).write_text(text)
