@@ -1,5 +1,6 @@
 /**
- * Start Python on a page: Pyodide from /vendor/pyodide, edgesql from /wheels.
+ * Start Python on a page: Pyodide from /vendor/pyodide (or this device's
+ * snapshot of it, see snapshot.js), edgesql from /wheels.
  *
  *   import { bootPython } from '/boot.js';
  *   const pyodide = await bootPython();
@@ -8,20 +9,14 @@
  * nothing is fetched from outside. Failures throw with what went wrong.
  */
 
-/** @param {{status?: (text: string) => void}} [opts] */
+/**
+ * Pyodide with edgesql installed: from this device's snapshot when there is
+ * one (snapshot.js), else started the slow way.
+ * @param {{status?: (text: string) => void}} [opts]
+ */
 export async function bootPython(opts = {}) {
-  const status = opts.status || (() => {});
-  status('Loading Python…');
-  const { loadPyodide } = await import('/vendor/pyodide/pyodide.mjs');
-  const pyodide = await loadPyodide({ indexURL: new URL('/vendor/pyodide/', location.href).href });
-  status('Loading edgesql…');
-  const res = await fetch('/wheels/edgesql.json');
-  if (!res.ok) throw new Error(`cannot find the edgesql wheel: GET /wheels/edgesql.json answered ${res.status}`);
-  const { url } = await res.json();
-  // loadPackage does not throw when a package fails: it logs and returns [].
-  const loaded = await pyodide.loadPackage(new URL(url, location.href).href);
-  if (!loaded || loaded.length === 0) throw new Error(`installing ${url} into Pyodide failed (see the console)`);
-  return pyodide;
+  const { startPyodide } = await import('/snapshot.js');
+  return startPyodide({ status: opts.status });
 }
 
 /**

@@ -85,6 +85,11 @@ export class Bridge {
     this.worker.postMessage({ type: 'interrupt', s, gen });
   }
 
+  /** Open database `path` in the worker now, ahead of connect() (while Python starts). @param {string} path */
+  warm(path) {
+    this.worker.postMessage({ type: 'warm', path });
+  }
+
   /** Stop waiting for the answer to `ticket`; it is dropped when it comes. @param {number} ticket */
   abandon(ticket) {
     this.waiters.delete(ticket);

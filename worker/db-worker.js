@@ -6,6 +6,7 @@
  *                                `slots`: the page's interrupt signals (signals.js, interrupts.js)
  *   {type: 'req', id, body}      a request (JSON text, see codec.js); answered {type: 'res', id, body}
  *   {type: 'interrupt', s, gen}  the page interrupted session s (db.interrupt()), now at gen
+ *   {type: 'warm', path}         the page will open this database soon: open it now, while Python starts
  *   {type: 'online'}             the browser is back online: sync now
  * Requests: open, execute, executemany, batch, script, tx, tables,
  * cursor.open, cursor.next, cursor.close, close (dispatch.js), sync.start,
@@ -24,6 +25,7 @@ import { addedOp } from './extra-ops.js';
 import { setPageSlots } from './interrupts.js';
 import { Router } from './router.js';
 import * as L from './sab-layout.js';
+import { initSqlite } from './store.js';
 import { sliceHalfApplied, syncInProgress } from './sync.js';
 
 /** After answering a fast-path call, block this long for the next one before yielding. */
@@ -52,6 +54,9 @@ const HOT_BUDGET_HALF_MS = 0.5;
 
 /** Every database of this tab, here or routed to the tab that owns it (router.js). */
 const router = new Router((path, event) => postMessage({ type: 'event', db: path, event }));
+
+// SQLite-Wasm takes a while to fetch and compile: start now, while the page's Python starts.
+initSqlite();
 
 function checkPath(path) {
   if (!path || typeof path !== 'string' || path.includes('/') || path === '.' || path === '..') {
@@ -152,6 +157,15 @@ self.onmessage = async (ev) => {
   }
   if (msg.type === 'interrupt') {
     router.interrupt(msg.s, msg.gen);
+    return;
+  }
+  if (msg.type === 'warm') {
+    try {
+      checkPath(msg.path);
+      router.warm(msg.path);
+    } catch (e) {
+      console.warn('[edgesql] cannot open ahead:', e.message);
+    }
     return;
   }
   if (msg.type === 'online') {

@@ -90,6 +90,22 @@ export class Router {
     if (ls) ls.route.interrupt(ls, gen);
   }
 
+  /**
+   * Open `path` ahead of the page's connect() (with the default options), so
+   * that the database is open, or its owner found, when Python asks for it.
+   * @param {string} path
+   */
+  warm(path) {
+    const options = { storage: 'opfs', durability: 'normal' };
+    const key = this.key(path, options);
+    if (this.routes.has(key)) return;
+    const route = new Route(this, path, options);
+    this.routes.set(key, route);
+    route.ready.catch(() => {
+      if (this.routes.get(key) === route) this.routes.delete(key); // connect() will try again, and say why
+    });
+  }
+
   /** A request for one of this page's sessions. */
   request(req, text) {
     const ls = this.sessions.get(req.s);

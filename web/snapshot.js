@@ -1,0 +1,190 @@
+/**
+ * Start Pyodide fast: from a memory snapshot kept on this device, with edgesql imported.
+ *
+ *   import { startPyodide } from '/snapshot.js';
+ *   const pyodide = await startPyodide({ status });   // edgesql installed and importable
+ *
+ * Starting Python from nothing takes seconds here, nearly all of it
+ * CPython's own start and its imports, run by freshly compiled WebAssembly.
+ * Pyodide can instead restore the whole interpreter's memory from a snapshot
+ * (`loadPyodide({_loadSnapshot})`, the experimental API Cloudflare's Python
+ * Workers use), skipping all of that. The snapshot is made on this device,
+ * once per app version, by a worker of its own after the page is ready
+ * (snapshot-worker.js), and kept in Cache Storage (`edgesql-snapshot`, about
+ * 30 MB). It holds Pyodide's start, every edgesql module and the standard
+ * modules the pages use (RECIPE). It is made on a returning visit (the page
+ * came from the service worker's cache: the app is installed), so a one-off
+ * visit costs neither the CPU nor the space.
+ *
+ * A snapshot is only used for the version it was made for: its key is the
+ * Pyodide version, the sha256 of the edgesql wheel the server hands out
+ * (/wheels/edgesql.json; a new app version is a new wheel) and a hash of the
+ * recipe. Anything else starts Python the slow way, and a snapshot that
+ * fails to restore (a Pyodide build it does not match) is deleted; either way
+ * a new one is made after the page is ready.
+ *
+ * `globalThis.edgesqlStart` tells pages, tests and benchmarks what happened:
+ * `{how: 'snapshot' | 'no-snapshot' | 'bad-snapshot', snapshot: Promise}`,
+ * the promise resolving once a snapshot for this version is stored (or
+ * null when none is made: a first visit, or no way to make one).
+ */
+
+import { loadPyodide, version } from './vendor/pyodide/pyodide.mjs';
+
+const PYODIDE_URL = new URL('./vendor/pyodide/', import.meta.url).href;
+const CACHE = 'edgesql-snapshot';
+/** After the page says it is ready (<html data-ready>), wait this long before the worker starts: its first interactions go first. */
+const MAKE_AFTER_READY_MS = 1500;
+
+/**
+ * Python run before a snapshot is taken: every module a page will import,
+ * so a restored interpreter has them in memory. A module that needs a
+ * CPython-only library fails the same way in every start and is skipped.
+ */
+export const RECIPE = `
+import importlib, pkgutil, edgesql
+for _m in pkgutil.walk_packages(edgesql.__path__, "edgesql."):
+    if not (_m.name.startswith("edgesql.server") or _m.name == "edgesql.__main__"):
+        try:
+            importlib.import_module(_m.name)
+        except ImportError:
+            pass
+import asyncio, base64, dataclasses, datetime, html, json, math, random, re, traceback, uuid
+import pyodide.code, pyodide.ffi
+del _m
+`;
+
+/**
+ * What runs after every start, restored or not: a restored interpreter would
+ * otherwise repeat the snapshot's pseudo-random sequence in every tab.
+ */
+const AFTER_START = 'import random; random.seed()';
+
+function hash(text) {
+  let h = 5381;
+  for (let i = 0; i < text.length; i++) h = (h * 33 + text.charCodeAt(i)) >>> 0;
+  return h.toString(16);
+}
+
+/** The edgesql wheel the server hands out: {url, sha256}. */
+async function wheelInfo() {
+  const res = await fetch('/wheels/edgesql.json');
+  if (!res.ok) throw new Error(`cannot find the edgesql wheel: GET /wheels/edgesql.json answered ${res.status}`);
+  return res.json();
+}
+
+/** @param {{sha256: string}} wheel @returns {string} the Cache Storage URL of this version's snapshot */
+export function snapshotUrl(wheel) {
+  return new URL(`/__edgesql_snapshot__/${version}-${wheel.sha256.slice(0, 20)}-${hash(RECIPE)}`, location.href).href;
+}
+
+async function readSnapshot(url) {
+  try {
+    const cache = await caches.open(CACHE);
+    const hit = await cache.match(url);
+    return hit ? new Uint8Array(await hit.arrayBuffer()) : null;
+  } catch {
+    return null; // no Cache Storage (an opaque origin): start the slow way
+  }
+}
+
+async function forget(url) {
+  try {
+    await (await caches.open(CACHE)).delete(url);
+  } catch {
+    // nothing stored, nothing to delete
+  }
+}
+
+/**
+ * Pyodide with edgesql installed, from this version's snapshot when there is one.
+ * @param {{status?: (text: string) => void, [option: string]: any}} [options] loadPyodide's options
+ */
+export async function startPyodide(options = {}) {
+  const { status = () => {}, ...loadOptions } = options;
+  // Marks for the start-up benchmark (bench/startup.py): where the time goes.
+  performance.mark('python:start');
+  const wheelP = wheelInfo();
+  const wheelBytesP = wheelP.then(async (w) => new Uint8Array(await (await fetch(w.url)).arrayBuffer()));
+  wheelBytesP.catch(() => {}); // awaited below; a failure is reported there
+  const wheel = await wheelP;
+  const url = snapshotUrl(wheel);
+  const bytes = await readSnapshot(url);
+  performance.mark('python:snapshot-read');
+  let pyodide = null;
+  let how = 'no-snapshot';
+  if (bytes) {
+    status('Starting Python…');
+    try {
+      pyodide = await loadPyodide({ ...loadOptions, indexURL: PYODIDE_URL, _loadSnapshot: bytes });
+      how = 'snapshot';
+    } catch (e) {
+      // Made for another Pyodide build, or damaged: delete it; a new one is made once the page is ready.
+      console.warn('[edgesql] the Python snapshot could not be restored; starting without it:', e);
+      await forget(url);
+      how = 'bad-snapshot';
+    }
+  }
+  if (!pyodide) {
+    status('Loading Python…');
+    pyodide = await loadPyodide({ ...loadOptions, indexURL: PYODIDE_URL });
+  }
+  performance.mark('python:interpreter');
+  status('Loading edgesql…');
+  // The files go on the file system either way: a restored interpreter has the modules in
+  // memory, and tracebacks still read their source from here.
+  pyodide.unpackArchive(await wheelBytesP, 'wheel');
+  pyodide.runPython(AFTER_START);
+  performance.mark('python:edgesql');
+  // A returning visit: this page came from the service worker (the app is installed).
+  const returning = !!navigator.serviceWorker?.controller;
+  const snapshot = how === 'snapshot' ? Promise.resolve(url) : returning ? makeWhenReady(wheel, url) : Promise.resolve(null);
+  globalThis.edgesqlStart = { how, snapshot };
+  return pyodide;
+}
+
+/**
+ * Once the page is ready, make this version's snapshot in a worker of its own.
+ * One tab at a time makes it (a Web Lock); the others then find it made.
+ */
+function makeWhenReady(wheel, url) {
+  if (typeof Worker !== 'function' || !globalThis.caches || !navigator.locks) return Promise.resolve(null);
+  return pageReady()
+    .then(() => new Promise((resolve) => setTimeout(resolve, MAKE_AFTER_READY_MS)))
+    .then(() => navigator.locks.request('edgesql:snapshot', async () => {
+      if (await readSnapshot(url)) return url; // another tab made it meanwhile
+      return makeSnapshot(wheel, url);
+    }));
+}
+
+function makeSnapshot(wheel, url) {
+  return new Promise((resolve) => {
+    const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { type: 'module', name: 'edgesql-snapshot' });
+    worker.onmessage = (ev) => {
+      worker.terminate();
+      if (!ev.data.ok) console.warn('[edgesql] no Python snapshot was made:', ev.data.error);
+      resolve(ev.data.ok ? url : null);
+    };
+    worker.onerror = (ev) => {
+      worker.terminate();
+      console.warn('[edgesql] the snapshot worker failed:', ev.message);
+      resolve(null);
+    };
+    worker.postMessage({ url, cache: CACHE, wheelUrl: new URL(wheel.url, location.href).href, recipe: RECIPE, indexURL: PYODIDE_URL });
+  });
+}
+
+/** Resolves once <html data-ready="true"> (the pages' contract: console.html, the app). */
+function pageReady() {
+  const html = document.documentElement;
+  if (html.dataset.ready === 'true') return Promise.resolve();
+  return new Promise((resolve) => {
+    const seen = new MutationObserver(() => {
+      if (html.dataset.ready === 'true') {
+        seen.disconnect();
+        resolve();
+      }
+    });
+    seen.observe(html, { attributes: true, attributeFilter: ['data-ready'] });
+  });
+}
