@@ -8,12 +8,13 @@ and offers to change it in the sidebar.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
-from tests.conftest import OutsideRequests, Server, start_server
+from tests.conftest import OutsideRequests, Server, run_py, start_server
 from tests.sync.primaries import PrimaryServer
 
 pytestmark = pytest.mark.browser
@@ -75,11 +76,13 @@ def test_the_app_asks_for_the_token_keeps_it_and_syncs_with_it(
         page.keyboard.press("Enter")
         expect(page.locator('.project[aria-current="true"] .project-name')).to_have_text("Token project")
         primary = PrimaryServer("sqlite", token_server, None)
-        page.wait_for_function(
-            "async () => (await pyodide.runPythonAsync('(await db.sync_status()).pending')) === 0",
-            timeout=15_000,
-        )
-        assert primary.query("SELECT name FROM projects") == [("Token project",)]
+        deadline = time.monotonic() + 20
+        while primary.query("SELECT name FROM projects") != [("Token project",)]:
+            if time.monotonic() > deadline:
+                why = run_py(page, "str(await db.sync_status())")
+                rejected = run_py(page, "(await db.execute('SELECT * FROM _edgesql_rejected')).rows")
+                raise AssertionError(f"the project did not reach the primary: {why}; rejected: {rejected}")
+            time.sleep(0.2)
         assert sent and set(sent) == {f"Bearer {TOKEN}"}
 
         # The next start on this device needs no typing.
