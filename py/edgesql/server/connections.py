@@ -195,7 +195,11 @@ class GuardedH11Protocol(H11Protocol):
             self._stall = None
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        self._enter(_CLOSED)  # the WebSocket protocol takes the connection over
+        # The WebSocket protocol takes the connection over, and this one never hears of it
+        # again (no connection_lost): stop counting it here. (No WebSocket library is
+        # installed today, so uvicorn upgrades nothing; one that is would need its own cap.)
+        self._enter(_CLOSED)
+        self._uncount()
         super().handle_websocket_upgrade(event)
 
     def pause_writing(self) -> None:
