@@ -8,24 +8,29 @@ person's would be) and serve.py on a free 127.0.0.1 port:
 
 * **cold**: the first visit to ``/``: every file over HTTP, no service worker
   yet, an empty OPFS; the app fetches its schema from the primary and opens
-  the database.
-* **warm**: once the service worker is activated, the page reloaded: every
-  file now comes from its cache (checked: the navigation's response says so).
-  This is issue 5's "reload served by the service worker".
+  the database. Python starts the slow way: there is no snapshot yet.
+* **warm, no snapshot**: once the service worker is activated, the page
+  reloaded: every file now comes from its cache (checked: the navigation's
+  response says so). No Python snapshot exists yet: this visit makes one
+  (web/snapshot.js), and the run waits until it is stored.
+* **warm**: the page reloaded again: Python is restored from the snapshot
+  (checked: ``edgesqlStart.how``). Issue 18's "warm (service worker,
+  returning visit)".
 * **restart**: the browser closed and opened again on the same profile, then
-  ``/`` navigated to: the start a returning person sees (process start
-  included in nothing: the timer is the page's own navigation clock).
+  ``/`` navigated to: the start a returning person sees, from the snapshot
+  (process start included in nothing: the timer is the page's own navigation clock).
 
 The figures are the app's own performance marks (``web/app/main.py``),
 read from ``performance.getEntriesByName`` relative to navigation start:
 ``app:python`` (PyScript has started the interpreter and runs main.py),
 ``app:db`` (``edgesql.connect`` has answered: the first query answered in
-Python), ``app:ready`` (the first views are drawn from live queries). The
+Python), ``app:ready`` (the first views are drawn from live queries); and
+web/snapshot.js's ``python:*`` marks, for where the time goes. The
 baseline, measured in the same page, is ``app:python``: what Pyodide and
 PyScript cost before edgesql does anything; ``first query ÷ python`` is
 what edgesql adds on top as a ratio. The precache size comes from
-``/precache-manifest.json``. Targets (issue 5): warm ≤ 3 s, cold ≤ 5 s,
-precache ≤ 20 MB.
+``/precache-manifest.json``. Targets (issue 18): warm ≤ 1.2 s, cold ≤ 3 s;
+(issue 5) precache ≤ 20 MB.
 """
 
 from __future__ import annotations
@@ -55,8 +60,19 @@ from .stats import ratio  # noqa: E402
 __all__ = ["StartupReport", "main", "run"]
 
 MARKS = ("app:python", "app:db", "app:ready")
-KINDS = ("cold", "warm", "restart")
-TARGETS_S = {"cold": 5.0, "warm": 3.0}
+#: web/snapshot.js's marks, in order: where Python's own start goes.
+STEPS = ("python:start", "python:snapshot-read", "python:interpreter", "python:edgesql")
+KINDS = ("cold", "warm-no-snapshot", "warm", "restart")
+LABELS = {
+    "cold": "cold (first visit, no snapshot)",
+    "warm-no-snapshot": "warm, no snapshot yet",
+    "warm": "warm, from the snapshot",
+    "restart": "restart, from the snapshot",
+}
+#: How each start must have begun Python (web/snapshot.js's edgesqlStart.how).
+HOW = {"cold": "no-snapshot", "warm-no-snapshot": "no-snapshot", "warm": "snapshot", "restart": "snapshot"}
+TARGETS_S = {"cold": 3.0, "warm": 1.2}
+SNAPSHOT_MS = 180_000
 PRECACHE_BUDGET_MB = 20.0
 READY_MS = 120_000
 DEFAULT_OUT = ROOT / "docs" / "benchmarks-startup.md"
@@ -64,7 +80,7 @@ DEFAULT_OUT = ROOT / "docs" / "benchmarks-startup.md"
 READ_MARKS = """(names) => Object.fromEntries(names.map((n) => {
     const e = performance.getEntriesByName(n, 'mark')[0];
     return [n, e ? e.startTime : null];
-}))"""
+}).concat([['how', globalThis.edgesqlStart ? globalThis.edgesqlStart.how : null]]))"""
 
 
 @dataclass
@@ -85,15 +101,18 @@ class StartupReport:
         return max(m[mark] for m in self.marks[kind]) / 1000
 
 
-def _wait_ready(page: Any) -> dict[str, float]:
+def _wait_ready(page: Any, kind: str) -> dict[str, float]:
     page.wait_for_function("document.documentElement.dataset.ready", timeout=READY_MS)
     state = page.evaluate("document.documentElement.dataset.ready")
     if state != "true":
         raise RuntimeError(f"the app failed to start: {page.inner_text('body')[:500]}")
-    marks = page.evaluate(READ_MARKS, list(MARKS))
+    marks = page.evaluate(READ_MARKS, list(MARKS + STEPS))
     missing = [n for n, v in marks.items() if v is None]
     if missing:
         raise RuntimeError(f"the app set no performance mark {missing}")
+    how = marks.pop("how")
+    if how != HOW[kind]:
+        raise RuntimeError(f"the {kind} start began Python with {how!r}, not {HOW[kind]!r}")
     return marks
 
 
@@ -105,14 +124,25 @@ def _one_run(playwright: Any, url: str, report: StartupReport) -> None:
             outside.watch(ctx)
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
             page.goto(url + "/")
-            report.marks["cold"].append(_wait_ready(page))
+            report.marks["cold"].append(_wait_ready(page, "cold"))
             page.evaluate(WAIT_ACTIVATED)
             # Let the service worker finish precaching before it is asked to serve.
             page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=READY_MS)
-            response = page.reload()
-            report.marks["warm"].append(_wait_ready(page))
-            if response is None or not response.from_service_worker:
-                raise RuntimeError("the reload was not served by the service worker")
+            for kind in ("warm-no-snapshot", "warm"):
+                response = page.reload()
+                report.marks[kind].append(_wait_ready(page, kind))
+                if response is None or not response.from_service_worker:
+                    raise RuntimeError("the reload was not served by the service worker")
+                if kind == "warm-no-snapshot":
+                    made = page.evaluate(
+                        "(ms) => Promise.race([globalThis.edgesqlStart.snapshot, "
+                        "new Promise((r) => setTimeout(() => r(null), ms))])",
+                        SNAPSHOT_MS,
+                    )
+                    if not made:
+                        raise RuntimeError(
+                            "the returning visit made no Python snapshot (see the page's console)"
+                        )
         finally:
             ctx.close()
         ctx = playwright.chromium.launch_persistent_context(profile, **launch_options())
@@ -120,7 +150,7 @@ def _one_run(playwright: Any, url: str, report: StartupReport) -> None:
             outside.watch(ctx)
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
             response = page.goto(url + "/")
-            report.marks["restart"].append(_wait_ready(page))
+            report.marks["restart"].append(_wait_ready(page, "restart"))
             if response is None or not response.from_service_worker:
                 raise RuntimeError("the start after a restart was not served by the service worker")
         finally:
@@ -172,7 +202,7 @@ def render_markdown(report: StartupReport) -> str:
         f"| date | {datetime.now(UTC):%Y-%m-%d %H:%M} UTC |",
         f"| CPU | {env.cpu}, {env.cores} cores |",
         f"| Chromium | {report.chromium}, headless, a fresh persistent profile per run |",
-        f"| runs | {report.runs} (each: cold, warm, restart) |",
+        f"| runs | {report.runs} (each: cold, warm without and with the snapshot, restart) |",
         "| load average (1 min): before, after each run | "
         + ", ".join(f"{x:.2f}" for x in report.load)
         + " |",
@@ -188,25 +218,43 @@ def render_markdown(report: StartupReport) -> str:
         if target is not None:
             verdict = "met" if db <= target else f"**missed** by {_fmt(db - target)}"
         lines.append(
-            f"| {kind} | {_fmt(py)} | {_fmt(db)} | {_fmt(ready)} | {fmt_times(ratio(db, py))} | "
+            f"| {LABELS[kind]} | {_fmt(py)} | {_fmt(db)} | {_fmt(ready)} | {fmt_times(ratio(db, py))} | "
             f"{_fmt(report.max_s(kind, 'app:db'))} | {'' if target is None else '≤ ' + _fmt(target)} | "
             f"{verdict} |"
         )
+    warm, plain = report.median_s("warm", "app:db"), report.median_s("warm-no-snapshot", "app:db")
+    lines += [
+        "",
+        f"The snapshot: a warm start's first query comes {fmt_times(ratio(plain, warm))} sooner with it "
+        f"({_fmt(warm)}) than without it ({_fmt(plain)}), same profile, same run.",
+        "",
+        "*Where the time goes* (medians, seconds since navigation; each step ends at its mark):",
+        "",
+        "| start | page and PyScript until Python's start | snapshot looked up | interpreter ready "
+        "| edgesql on disk | main.py runs | first query answered |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for kind in KINDS:
+        cells = [_fmt(report.median_s(kind, m)) for m in (*STEPS, "app:python", "app:db")]
+        lines.append(f"| {LABELS[kind]} | " + " | ".join(cells) + " |")
     size_verdict = "met" if report.precache_mb <= PRECACHE_BUDGET_MB else "**missed**"
     lines += [
         "",
         f"Precache: {report.precache_files} files, {report.precache_mb:.1f} MB "
-        f"(budget {PRECACHE_BUDGET_MB:.0f} MB: {size_verdict}).",
+        f"(budget {PRECACHE_BUDGET_MB:.0f} MB: {size_verdict}); the snapshot is kept apart, in its own",
+        "Cache Storage cache (about 31 MB).",
         "",
         "Medians over the runs. *cold*: first visit, everything over HTTP from serve.py on",
-        "127.0.0.1, an empty OPFS (the schema is fetched from the primary). *warm*: the same page",
-        "reloaded once the service worker is active, every file from its cache. *restart*: the browser",
-        "closed and reopened on the same profile, then `/`: served by the service worker, the",
-        "database already in OPFS. Where the time goes before the baseline is Pyodide's own start",
-        "(compiling `pyodide.asm.wasm`, 9.6 MB, and unpacking the standard library); after it,",
-        "installing the edgesql wheel, starting the DB worker and SQLite-Wasm, and opening OPFS.",
-        "A restarted browser takes about a second more than a reload to reach Python: its renderer",
-        "and service worker start fresh and nothing is compiled yet (which part dominates is not measured).",
+        "127.0.0.1, an empty OPFS (the schema is fetched from the primary), Python started the slow",
+        "way. *warm, no snapshot yet*: the same page reloaded once the service worker is active, every",
+        "file from its cache; this returning visit makes the Python snapshot in a worker once the page",
+        "is ready, and the run waits for it to be stored. *warm, from the snapshot*: reloaded again,",
+        "Python restored from the snapshot. *restart*: the browser closed and reopened on the same",
+        "profile, then `/`: served by the service worker, from the snapshot, the database already in",
+        "OPFS. The DB worker starts and opens `app.db` while Python starts (web/pyodide-start.mjs).",
+        "Without a snapshot nearly all of the time before the baseline is Pyodide's own start (CPython",
+        "starting and importing ~190 modules in freshly compiled WebAssembly); with one it is reading",
+        "the snapshot, compiling `pyodide.asm.wasm` (from V8's code cache on a reload) and restoring.",
         "",
     ]
     return "\n".join(lines)

@@ -32,7 +32,13 @@ json.dumps([n, random.getrandbits(64), "def iterate(" in inspect.getsource(edges
 def snapshot_entries(page: Any) -> list[str]:
     return list(
         page.evaluate(
-            "async () => (await (await caches.open('edgesql-snapshot')).keys()).map((r) => new URL(r.url).pathname)"
+            """async () => {
+                const { snapshotDir } = await import('/snapshot.js');
+                const dir = await snapshotDir(false);
+                const names = [];
+                if (dir) for await (const name of dir.keys()) names.push(name);
+                return names;
+            }"""
         )
     )
 
@@ -54,8 +60,8 @@ def test_the_console_starts_without_then_from_its_snapshot(persistent_context: A
     open_console(page, server.url)
     assert page.evaluate(HOW) == "no-snapshot"
     made = page.evaluate("globalThis.edgesqlStart.snapshot")  # made in a worker, once the page is ready
-    assert made and "/__edgesql_snapshot__/" in made
-    assert len(snapshot_entries(page)) == 1
+    assert made and made.startswith("snapshot-")
+    assert snapshot_entries(page) == [made]
 
     page.reload()
     open_console(page, server.url)
@@ -78,21 +84,24 @@ def test_a_snapshot_that_cannot_be_restored_is_replaced(persistent_context: Any,
     # Another version's snapshot is not even read; this version's, damaged, fails to restore.
     current = page.evaluate(
         """async () => {
-            const { snapshotUrl } = await import('/snapshot.js');
+            const { snapshotDir, snapshotName } = await import('/snapshot.js');
             const wheel = await (await fetch('/wheels/edgesql.json')).json();
-            const cache = await caches.open('edgesql-snapshot');
-            await cache.put('/__edgesql_snapshot__/0.0.1-0000-0', new Response(new Uint8Array(64)));
-            const url = snapshotUrl(wheel);
-            await cache.put(url, new Response(new Uint8Array(1 << 20).fill(7)));
-            return new URL(url).pathname;
+            const dir = await snapshotDir(true);
+            const put = async (name, bytes) => {
+                const w = await (await dir.getFileHandle(name, { create: true })).createWritable();
+                await w.write(bytes);
+                await w.close();
+            };
+            await put('snapshot-0.0.1-0000-0.bin', new Uint8Array(64));
+            await put(snapshotName(wheel), new Uint8Array(1 << 20).fill(7));
+            return snapshotName(wheel);
         }"""
     )
     page.reload()
     open_console(page, server.url)
     assert page.evaluate(HOW) == "bad-snapshot"
     assert run_py(page, WORKS)[0] == 1
-    made = page.evaluate("globalThis.edgesqlStart.snapshot")
-    assert made and made.endswith(current)
+    assert page.evaluate("globalThis.edgesqlStart.snapshot") == current
     assert snapshot_entries(page) == [current]  # the other version's is gone too
     page.reload()
     open_console(page, server.url)

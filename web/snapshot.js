@@ -10,13 +10,14 @@
  * (`loadPyodide({_loadSnapshot})`, the experimental API Cloudflare's Python
  * Workers use), skipping all of that. The snapshot is made on this device,
  * once per app version, by a worker of its own after the page is ready
- * (snapshot-worker.js), and kept in Cache Storage (`edgesql-snapshot`, about
- * 30 MB). It holds Pyodide's start, every edgesql module and the standard
- * modules the pages use (RECIPE). It is made on a returning visit (the page
+ * (snapshot-worker.js), and kept in OPFS (`.edgesql/python/`, about 31 MB),
+ * beside the databases and out of the service worker's caches. It holds
+ * Pyodide's start, every edgesql module and the standard modules the pages
+ * use (RECIPE). It is made on a returning visit (the page
  * came from the service worker's cache: the app is installed), so a one-off
  * visit costs neither the CPU nor the space.
  *
- * A snapshot is only used for the version it was made for: its key is the
+ * A snapshot is only used for the version it was made for: its name holds the
  * Pyodide version, the sha256 of the edgesql wheel the server hands out
  * (/wheels/edgesql.json; a new app version is a new wheel) and a hash of the
  * recipe. Anything else starts Python the slow way, and a snapshot that
@@ -25,14 +26,16 @@
  *
  * `globalThis.edgesqlStart` tells pages, tests and benchmarks what happened:
  * `{how: 'snapshot' | 'no-snapshot' | 'bad-snapshot', snapshot: Promise}`,
- * the promise resolving once a snapshot for this version is stored (or
- * null when none is made: a first visit, or no way to make one).
+ * the promise resolving to the snapshot's file name once one for this
+ * version is stored (or null when none is made: a first visit, or no way to
+ * make one).
  */
 
 import { loadPyodide, version } from './vendor/pyodide/pyodide.mjs';
 
 const PYODIDE_URL = new URL('./vendor/pyodide/', import.meta.url).href;
-const CACHE = 'edgesql-snapshot';
+/** The OPFS folder of the snapshot (one file, named after the version it was made for). */
+export const SNAPSHOT_DIR = ['.edgesql', 'python'];
 /** After the page says it is ready (<html data-ready>), wait this long before the worker starts: its first interactions go first. */
 const MAKE_AFTER_READY_MS = 1500;
 
@@ -73,24 +76,37 @@ async function wheelInfo() {
   return res.json();
 }
 
-/** @param {{sha256: string}} wheel @returns {string} the Cache Storage URL of this version's snapshot */
-export function snapshotUrl(wheel) {
-  return new URL(`/__edgesql_snapshot__/${version}-${wheel.sha256.slice(0, 20)}-${hash(RECIPE)}`, location.href).href;
+/** @param {{sha256: string}} wheel @returns {string} the file name of this version's snapshot */
+export function snapshotName(wheel) {
+  return `snapshot-${version}-${wheel.sha256.slice(0, 20)}-${hash(RECIPE)}.bin`;
 }
 
-async function readSnapshot(url) {
+/** The snapshot folder, or null where OPFS is missing. @param {boolean} create */
+export async function snapshotDir(create) {
   try {
-    const cache = await caches.open(CACHE);
-    const hit = await cache.match(url);
-    return hit ? new Uint8Array(await hit.arrayBuffer()) : null;
+    let dir = await navigator.storage.getDirectory();
+    for (const name of SNAPSHOT_DIR) dir = await dir.getDirectoryHandle(name, { create });
+    return dir;
   } catch {
-    return null; // no Cache Storage (an opaque origin): start the slow way
+    return null; // no OPFS, or nothing stored yet
   }
 }
 
-async function forget(url) {
+async function readSnapshot(name) {
+  const dir = await snapshotDir(false);
+  if (!dir) return null;
   try {
-    await (await caches.open(CACHE)).delete(url);
+    const file = await (await dir.getFileHandle(name)).getFile();
+    return new Uint8Array(await file.arrayBuffer());
+  } catch {
+    return null; // none for this version
+  }
+}
+
+async function forget(name) {
+  const dir = await snapshotDir(false);
+  try {
+    if (dir) await dir.removeEntry(name);
   } catch {
     // nothing stored, nothing to delete
   }
@@ -108,8 +124,8 @@ export async function startPyodide(options = {}) {
   const wheelBytesP = wheelP.then(async (w) => new Uint8Array(await (await fetch(w.url)).arrayBuffer()));
   wheelBytesP.catch(() => {}); // awaited below; a failure is reported there
   const wheel = await wheelP;
-  const url = snapshotUrl(wheel);
-  const bytes = await readSnapshot(url);
+  const name = snapshotName(wheel);
+  const bytes = await readSnapshot(name);
   performance.mark('python:snapshot-read');
   let pyodide = null;
   let how = 'no-snapshot';
@@ -121,7 +137,7 @@ export async function startPyodide(options = {}) {
     } catch (e) {
       // Made for another Pyodide build, or damaged: delete it; a new one is made once the page is ready.
       console.warn('[edgesql] the Python snapshot could not be restored; starting without it:', e);
-      await forget(url);
+      await forget(name);
       how = 'bad-snapshot';
     }
   }
@@ -138,7 +154,7 @@ export async function startPyodide(options = {}) {
   performance.mark('python:edgesql');
   // A returning visit: this page came from the service worker (the app is installed).
   const returning = !!navigator.serviceWorker?.controller;
-  const snapshot = how === 'snapshot' ? Promise.resolve(url) : returning ? makeWhenReady(wheel, url) : Promise.resolve(null);
+  const snapshot = how === 'snapshot' ? Promise.resolve(name) : returning ? makeWhenReady(wheel, name) : Promise.resolve(null);
   globalThis.edgesqlStart = { how, snapshot };
   return pyodide;
 }
@@ -147,30 +163,30 @@ export async function startPyodide(options = {}) {
  * Once the page is ready, make this version's snapshot in a worker of its own.
  * One tab at a time makes it (a Web Lock); the others then find it made.
  */
-function makeWhenReady(wheel, url) {
-  if (typeof Worker !== 'function' || !globalThis.caches || !navigator.locks) return Promise.resolve(null);
+function makeWhenReady(wheel, name) {
+  if (typeof Worker !== 'function' || !navigator.storage || !navigator.locks) return Promise.resolve(null);
   return pageReady()
     .then(() => new Promise((resolve) => setTimeout(resolve, MAKE_AFTER_READY_MS)))
     .then(() => navigator.locks.request('edgesql:snapshot', async () => {
-      if (await readSnapshot(url)) return url; // another tab made it meanwhile
-      return makeSnapshot(wheel, url);
+      if (await readSnapshot(name)) return name; // another tab made it meanwhile
+      return makeSnapshot(wheel, name);
     }));
 }
 
-function makeSnapshot(wheel, url) {
+function makeSnapshot(wheel, name) {
   return new Promise((resolve) => {
     const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { type: 'module', name: 'edgesql-snapshot' });
     worker.onmessage = (ev) => {
       worker.terminate();
       if (!ev.data.ok) console.warn('[edgesql] no Python snapshot was made:', ev.data.error);
-      resolve(ev.data.ok ? url : null);
+      resolve(ev.data.ok ? name : null);
     };
     worker.onerror = (ev) => {
       worker.terminate();
       console.warn('[edgesql] the snapshot worker failed:', ev.message);
       resolve(null);
     };
-    worker.postMessage({ url, cache: CACHE, wheelUrl: new URL(wheel.url, location.href).href, recipe: RECIPE, indexURL: PYODIDE_URL });
+    worker.postMessage({ name, dir: SNAPSHOT_DIR, wheelUrl: new URL(wheel.url, location.href).href, recipe: RECIPE, indexURL: PYODIDE_URL });
   });
 }
 
