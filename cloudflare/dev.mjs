@@ -3,15 +3,20 @@
 // through Miniflare — no wrangler, no account, no network: Node 20 is enough.
 //
 //   node cloudflare/dev.mjs [--persist DIR] [--migrations DIR] [--bundle FILE]
-//                           [--host 127.0.0.1] [--port 0] [--exit-on-stdin-eof]
+//                           [--turso-url URL] [--host 127.0.0.1] [--port 0] [--exit-on-stdin-eof]
 //
-// It applies the migrations to the local D1 (as `wrangler d1 migrations apply
+// With --turso-url (a local sqld's http://127.0.0.1:PORT, or a Turso database's
+// libsql:// URL, its token in EDGESQL_TURSO_TOKEN) the Worker fronts that database
+// instead of a local D1: the same Worker, configured as it would be deployed for Turso.
+//
+// It applies the migrations to the database (as `wrangler d1 migrations apply
 // --local` would), then prints one JSON line on stdout:
 //   {"event": "ready", "url": "http://127.0.0.1:PORT/", "applied": [...], "pid": N}
 // Everything else (workerd's and the Worker's own logs) goes to stderr.
 //
 // Configuration comes from the environment, else from cloudflare/.dev.vars:
-// EDGESQL_TOKEN, EDGESQL_ALLOWED_ORIGIN, EDGESQL_ALLOW_ANONYMOUS, EDGESQL_D1_QUERY_LIMIT.
+// EDGESQL_TOKEN, EDGESQL_ALLOWED_ORIGIN, EDGESQL_ALLOW_ANONYMOUS, EDGESQL_D1_QUERY_LIMIT,
+// EDGESQL_TURSO_TOKEN, EDGESQL_TURSO_TIMEOUT_MS.
 // `serve.py --primary d1-local` starts it with --exit-on-stdin-eof and keeps its
 // stdin open: when serve.py dies, however it dies, the pipe closes and this exits.
 
@@ -21,9 +26,18 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Miniflare } from "miniflare";
 import { applyMigrations } from "./local/migrate.mjs";
+import { HranaDatabase } from "./src/hrana.js";
+import { TURSO_CONCURRENCY, TURSO_TIMEOUT_MS } from "./src/limits.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const VARS = ["EDGESQL_TOKEN", "EDGESQL_ALLOWED_ORIGIN", "EDGESQL_ALLOW_ANONYMOUS", "EDGESQL_D1_QUERY_LIMIT"];
+const VARS = [
+  "EDGESQL_TOKEN",
+  "EDGESQL_ALLOWED_ORIGIN",
+  "EDGESQL_ALLOW_ANONYMOUS",
+  "EDGESQL_D1_QUERY_LIMIT",
+  "EDGESQL_TURSO_TOKEN",
+  "EDGESQL_TURSO_TIMEOUT_MS",
+];
 
 /** @param {string} text a .dev.vars file: KEY=VALUE lines, # comments */
 function parseDevVars(text) {
@@ -57,6 +71,7 @@ async function main() {
       persist: { type: "string", default: join(HERE, ".wrangler", "edgesql-local") },
       migrations: { type: "string", default: join(HERE, "migrations") },
       bundle: { type: "string", default: join(HERE, "generated", "bundle.json") },
+      "turso-url": { type: "string" },
       host: { type: "string", default: "127.0.0.1" },
       port: { type: "string", default: "0" },
       "exit-on-stdin-eof": { type: "boolean", default: false },
@@ -70,6 +85,8 @@ async function main() {
     const value = process.env[key] ?? devVars[key];
     if (value !== undefined) bindings[key] = value;
   }
+  const turso = args["turso-url"];
+  if (turso) bindings.EDGESQL_TURSO_URL = turso;
   const main = resolve(HERE, wranglerSetting("main"));
   const sources = jsFiles(join(HERE, "src")).filter((f) => f !== main);
   const mf = new Miniflare({
@@ -81,8 +98,7 @@ async function main() {
     ],
     modulesRoot: HERE,
     compatibilityDate: wranglerSetting("compatibility_date"),
-    d1Databases: { DB: "edgesql-local" },
-    d1Persist: args.persist,
+    ...(turso ? {} : { d1Databases: { DB: "edgesql-local" }, d1Persist: args.persist }),
     bindings,
     host: args.host,
     port: Number(args.port),
@@ -112,7 +128,13 @@ async function main() {
   }
   try {
     const url = await mf.ready;
-    const applied = await applyMigrations(await mf.getD1Database("DB"), args.migrations);
+    const db = turso
+      ? new HranaDatabase(turso, bindings.EDGESQL_TURSO_TOKEN ?? "", {
+          timeoutMs: 10 * TURSO_TIMEOUT_MS, // a first migration of a large schema takes a while
+          concurrency: TURSO_CONCURRENCY,
+        })
+      : await mf.getD1Database("DB");
+    const applied = await applyMigrations(/** @type {any} */ (db), args.migrations);
     process.stdout.write(`${JSON.stringify({ event: "ready", url: url.href, applied, pid: process.pid })}\n`);
   } catch (e) {
     process.stderr.write(`dev.mjs: ${e instanceof Error ? e.message : e}\n`);

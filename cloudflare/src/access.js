@@ -7,6 +7,8 @@ import { ProtocolError, snapshotJson } from "./protocol.js";
 
 /** @typedef {import("./protocol.js").SyncRequest} SyncRequest */
 /** @typedef {Record<string, string>} AccessSql */
+/** @typedef {import("./executor.js").Database} Database */
+/** @typedef {import("./executor.js").Result} Result */
 
 /**
  * A request with access rules needs a user; a replica id stays its first user's
@@ -35,7 +37,7 @@ export function checkUser(user, bound) {
 /**
  * The pull half with access rules: buckets lost (the replica drops them), gained (a
  * snapshot of their rows), and the log pull of the buckets the replica holds.
- * @param {D1Database} db
+ * @param {Database} db
  * @param {AccessSql} sql
  * @param {{pull_page_bytes: number, pull_scan_rows: number}} limits
  * @param {string} logEndSql
@@ -73,7 +75,7 @@ export function pullAccess(db, sql, limits, logEndSql, req, horizon, read, plan)
     );
     return {
       statements,
-      /** @param {D1Result[]} r */
+      /** @param {Result[]} r */
       read: (r) => {
         const row = /** @type {any} */ (r[at].results[0]);
         return { page: row.page, cursor: row.next_cursor, more: !!row.remaining, remaining: row.remaining, snapshot: drop };
@@ -84,11 +86,11 @@ export function pullAccess(db, sql, limits, logEndSql, req, horizon, read, plan)
   const s = snap ?? start; // a snapshot under way whose position the request lost: from the start
   const endAt = statements.length;
   if (s.at === null) statements.push(db.prepare(logEndSql));
-  const atOf = (/** @type {D1Result[]} */ r) => s.at ?? /** @type {any} */ (r[endAt].results[0]).seq;
+  const atOf = (/** @type {Result[]} */ r) => s.at ?? /** @type {any} */ (r[endAt].results[0]).seq;
   if (req.limit === 0) {
     return {
       statements,
-      /** @param {D1Result[]} r */
+      /** @param {Result[]} r */
       read: (r) => ({
         page: "[]", cursor: req.cursor, more: true, remaining: 1,
         snapshot: `${drop}"snapshot":${snapshotJson(atOf(r), s.tbl, s.pk, false, s.bucket, full)},`,
@@ -102,7 +104,7 @@ export function pullAccess(db, sql, limits, logEndSql, req, horizon, read, plan)
   );
   const result = {
     statements,
-    /** @param {D1Result[]} r */
+    /** @param {Result[]} r */
     read: (r) => {
       const row = /** @type {any} */ (r[pageAt].results[0]);
       const more = !!row.more;

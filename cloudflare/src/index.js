@@ -1,4 +1,5 @@
-// edgesql's primary on Cloudflare: a Worker in front of one D1 database.
+// edgesql's primary on Cloudflare: a Worker in front of one D1 database, or of a Turso
+// (libSQL) database over HTTP (executor.js chooses; the flow is the same).
 //
 // It speaks exactly the /sync protocol of the embedded primary (serve.py):
 //   POST /sync          push a page of changes, get the next page of others' changes
@@ -9,6 +10,7 @@
 //
 // Environment (wrangler.toml [vars], secrets, or .dev.vars locally):
 //   DB                      the D1 binding
+//   EDGESQL_TURSO_URL       instead of D1: a Turso/libSQL URL; its token in the secret EDGESQL_TURSO_TOKEN
 //   EDGESQL_TOKEN           secret: the bearer token apps must send, or a JSON array of them
 //   EDGESQL_ALLOWED_ORIGIN  the app's origin(s) for CORS, e.g. https://app.example.com
 //   EDGESQL_ALLOW_ANONYMOUS "true" to sync without a token (local development only)
@@ -19,12 +21,16 @@ import { BUNDLE } from "./bundle.js";
 import { allowedOrigins, corsHeaders, originRefusal, preflight } from "./cors.js";
 import { decodeBody, readBody, requireJson } from "./http.js";
 import { MIGRATION_CHECK_QUERIES, queryLimit } from "./limits.js";
+import { openDatabase } from "./executor.js";
 import { D1Primary } from "./primary.js";
 import { ProtocolError, parseRequest } from "./protocol.js";
 
 /**
  * @typedef {object} Env
- * @property {D1Database} DB
+ * @property {D1Database} [DB]
+ * @property {string} [EDGESQL_TURSO_URL]
+ * @property {string} [EDGESQL_TURSO_TOKEN]
+ * @property {string} [EDGESQL_TURSO_TIMEOUT_MS]
  * @property {string} [EDGESQL_TOKEN]
  * @property {string} [EDGESQL_ALLOWED_ORIGIN]
  * @property {string} [EDGESQL_ALLOW_ANONYMOUS]
@@ -33,7 +39,7 @@ import { ProtocolError, parseRequest } from "./protocol.js";
 
 const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
 
-/** Set once this isolate has seen D1 at the bundle's schema version and server setup. */
+/** Set once this isolate has seen the database at the bundle's schema version and server setup. */
 let migrated = false;
 
 /**
@@ -55,10 +61,11 @@ function error(e, extra) {
 
 /**
  * Has D1 been migrated to what this Worker's bundle expects? Throws a 503 saying what to run.
- * @param {D1Database} db
- * @returns {Promise<number>} the D1 queries it made (none once this isolate has seen it)
+ * @param {import("./executor.js").Database} db
+ * @param {string} name the database's name for messages (D1, Turso)
+ * @returns {Promise<number>} the queries it made (none once this isolate has seen it)
  */
-async function checkMigrated(db) {
+async function checkMigrated(db, name) {
   if (migrated) return 0;
   const table = await db
     .prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table' AND name = '_edgesql_primary'")
@@ -76,11 +83,13 @@ async function checkMigrated(db) {
   const fix =
     row && row.schema_version > BUNDLE.schema_version
       ? "deploy the Worker generated from the newer schema (python -m edgesql d1-migrations, then wrangler deploy)"
-      : "apply the migrations: wrangler d1 migrations apply <database> --remote";
+      : name === "D1"
+        ? "apply the migrations: wrangler d1 migrations apply <database> --remote"
+        : "apply the migrations: node cloudflare/turso-migrate.mjs --url <database URL>";
   throw new ProtocolError(
     503,
     "not_migrated",
-    `the D1 database is ${state}, but this Worker was built for schema version ${BUNDLE.schema_version} ` +
+    `the ${name} database is ${state}, but this Worker was built for schema version ${BUNDLE.schema_version} ` +
       `(server setup ${BUNDLE.setup}): ${fix}`,
   );
 }
@@ -118,9 +127,10 @@ async function handle(request, env) {
       cors,
     );
   }
+  const { db, name } = openDatabase(env);
   try {
     if (route === "schema") {
-      await checkMigrated(env.DB);
+      await checkMigrated(db, name);
       return reply(200, BUNDLE.schema_doc, cors);
     }
     const limits = BUNDLE.protocol;
@@ -130,16 +140,16 @@ async function handle(request, env) {
       throw new ProtocolError(413, "too_large", `a sync request is at most ${limits.max_request_bytes} bytes`);
     }
     const req = parseRequest(decodeBody(raw), limits);
-    const used = await checkMigrated(env.DB);
-    const body = await new D1Primary(env.DB, BUNDLE, queryLimit(env) - used).sync(req);
+    const used = await checkMigrated(db, name);
+    const body = await new D1Primary(db, BUNDLE, queryLimit(env) - used).sync(req);
     return reply(200, body, cors);
   } catch (e) {
     if (e instanceof ProtocolError) return error(e, cors);
-    // D1 failed (overloaded, restarting, a bug). Batches are atomic, so whatever was
-    // committed is whole batches, which a retry replays harmlessly; the client backs off.
-    // D1's words (table names, SQL) go to the log (`wrangler tail`), not to the caller.
+    // The database failed (overloaded, locked, unreachable, timed out, a bug). Batches are
+    // atomic, so whatever was committed is whole batches, which a retry replays harmlessly; the
+    // client backs off. Its words (table names, SQL) go to the log (`wrangler tail`), not to the caller.
     console.error("edgesql: /sync failed:", e instanceof Error ? (e.stack ?? e.message) : e);
-    const message = "the database (D1) could not run this request: retry later (the Worker's log has the details)";
+    const message = `the database (${name}) could not run this request: retry later (the Worker's log has the details)`;
     return error(new ProtocolError(503, "primary_unavailable", message), { ...cors, "retry-after": "1" });
   }
 }

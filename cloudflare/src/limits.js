@@ -35,3 +35,12 @@ export function queryLimit(env) {
   const n = Number(env.EDGESQL_D1_QUERY_LIMIT ?? "");
   return Number.isInteger(n) && n > 0 ? Math.max(n, MIN_QUERIES) : D1_QUERIES_PER_INVOCATION;
 }
+
+/** Milliseconds one call to Turso (or sqld) may take, queueing included (EDGESQL_TURSO_TIMEOUT_MS).
+ *  A server that stops answering (sqld can wedge under contention) becomes 503s after this
+ *  long, never a request that hangs; a whole push page is one call of ~0.1–0.5 s. */
+export const TURSO_TIMEOUT_MS = 10_000;
+
+/** Calls to Turso one isolate keeps in flight at once; the others wait in line. sqld runs one
+ *  writer at a time, so more only lengthens its lock queue (and its `database is locked`). */
+export const TURSO_CONCURRENCY = 8;

