@@ -45,6 +45,7 @@ bench: install chromium
 	$(PY) -m bench
 	$(PY) -m bench.tabs
 	$(PY) -m bench.startup
+	$(PY) -m bench.long
 	$(PY) -m bench.sync_browser
 
 clean:
