@@ -33,7 +33,7 @@ from tests.sync.wire import envelope, replica_key
 import edgesql
 from edgesql.sync.serversql import PULL_SCAN_ROWS
 
-PRIMARIES = ["sqlite", "d1-local"]
+PRIMARIES = ["sqlite", "d1-local", "turso-local"]
 
 
 @pytest.fixture(scope="module", params=PRIMARIES)

@@ -41,7 +41,7 @@ from edgesql.sync.d1 import schemas
 from edgesql.sync.schema import Migration
 from edgesql.sync.serversql import schema_document
 
-PRIMARIES = ["sqlite", "d1-local"]
+PRIMARIES = ["sqlite", "d1-local", "turso-local"]
 
 
 @pytest.fixture(scope="module", params=PRIMARIES)

@@ -54,6 +54,8 @@ class PrimaryServer:
         data = self.server.data
         if self.kind == "sqlite":
             return data / "primary.db"
+        if self.kind.startswith("turso"):
+            return data / "turso" / "sqld" / "dbs" / "default" / "data"  # sqld's own layout
         files = [
             f
             for f in glob.glob(str(data / "d1" / "state" / "**" / "*.sqlite"), recursive=True)
