@@ -48,6 +48,7 @@ bench: install chromium
 	$(PY) -m bench.startup
 	$(PY) -m bench.long
 	$(PY) -m bench.sync_browser
+	$(PY) -m bench.sync_turso
 
 clean:
 	rm -rf $(VENV) node_modules data build test-results .pytest_cache .ruff_cache .hypothesis

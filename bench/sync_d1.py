@@ -10,6 +10,8 @@ there is nothing to pull. Three ways, each with its own serve.py:
 * ``d1-local``        serve.py --primary d1-local, through its /sync (what an app sees)
 * ``d1-local-direct`` the same Worker, without serve.py's proxy hop
 * ``sqlite``          serve.py --primary sqlite, the embedded primary
+* ``turso-local``, ``turso-local-direct`` (only when asked: ``--only turso-local``) the same
+  Worker in front of a local sqld (Turso's libSQL server), through serve.py and straight
 
 ``--only sqlite`` (or ``d1-local``, which measures both d1-local ways) runs one
 serve.py. Each repeat uses a fresh replica (new replica id, new keys), so every push is
@@ -42,12 +44,14 @@ import edgesql  # noqa: E402
 from bench.stats import ratio  # noqa: E402
 from edgesql.sync.protocol import MAX_PAGE_CHANGES  # noqa: E402
 
-__all__ = ["PRIMARIES", "TARGET_S", "run"]
+__all__ = ["ALL_PRIMARIES", "PRIMARIES", "TARGET_S", "run"]
 
 #: Issue 4: pushing 10k changes to local D1 takes at most this long.
 TARGET_S = 2.0
 #: The serve.py primaries measured (d1-local gives the d1-local and d1-local-direct ways).
 PRIMARIES = ("d1-local", "sqlite")
+#: Also measurable on request (bench/sync_turso.py asks for it).
+ALL_PRIMARIES = (*PRIMARIES, "turso-local")
 SCHEMA = (
     "CREATE TABLE notes (id TEXT PRIMARY KEY, title TEXT NOT NULL DEFAULT '', n INTEGER, done INTEGER);\n"
 )
@@ -55,7 +59,7 @@ SCHEMA = (
 
 @contextmanager
 def _serve(data: Path, primary: str) -> Iterator[dict[str, str]]:
-    """serve.py with ``primary``; yields its sync URL and, for d1-local, the Worker's."""
+    """serve.py with ``primary``; yields its sync URL and, for d1-local and turso-local, the Worker's."""
     schema = data / "schema.sql"
     data.mkdir(parents=True)
     schema.write_text(SCHEMA)
@@ -76,7 +80,7 @@ def _serve(data: Path, primary: str) -> Iterator[dict[str, str]]:
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
-            if line.startswith("edgesql d1-local:"):
+            if line.startswith(("edgesql d1-local:", "edgesql turso:")):
                 urls["worker"] = (
                     next(w for w in line.split() if w.startswith("http://")).rstrip("/,") + "/sync"
                 )
@@ -164,9 +168,9 @@ def run(changes: int = 10_000, repeat: int = 3, only: tuple[str, ...] = PRIMARIE
 
     ``met`` is ``None`` when d1-local was not measured.
     """
-    unknown = set(only) - set(PRIMARIES)
+    unknown = set(only) - set(ALL_PRIMARIES)
     if unknown:
-        raise ValueError(f"unknown primaries {sorted(unknown)}: pick from {PRIMARIES}")
+        raise ValueError(f"unknown primaries {sorted(unknown)}: pick from {ALL_PRIMARIES}")
     load_before = os.getloadavg()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-d1-") as tmp:
@@ -174,6 +178,10 @@ def run(changes: int = 10_000, repeat: int = 3, only: tuple[str, ...] = PRIMARIE
             with _serve(Path(tmp) / "d1", "d1-local") as urls:
                 results["d1-local"] = _measure(urls["serve"], changes, repeat, "proxy")
                 results["d1-local-direct"] = _measure(urls["worker"], changes, repeat, "direct")
+        if "turso-local" in only:
+            with _serve(Path(tmp) / "turso", "turso-local") as urls:
+                results["turso-local"] = _measure(urls["serve"], changes, repeat, "turso")
+                results["turso-local-direct"] = _measure(urls["worker"], changes, repeat, "turso-direct")
         if "sqlite" in only:
             with _serve(Path(tmp) / "sqlite", "sqlite") as urls:
                 results["sqlite"] = _measure(urls["serve"], changes, repeat, "embedded")
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--only",
-        choices=PRIMARIES,
+        choices=ALL_PRIMARIES,
         action="append",
         help="measure only this primary (repeatable; default: all)",
     )
