@@ -109,13 +109,28 @@ async function serveSab(buffer) {
   const data = new Uint8Array(buffer, L.HEADER_BYTES, L.DATA_BYTES);
   // The page may have written its first call before this worker was listening.
   let seen = Atomics.load(ctl, L.RESP_SEQ);
+  // The hot loop was left for a kick or its time budget, not for idleness: the
+  // page is most likely still calling, and its next call should not pay for
+  // waking a worker that sleeps in its event loop (waitAsync: slower than the
+  // page's spin, so that call would wait on the page's event loop too).
+  let warm = false;
   for (;;) {
-    if (Atomics.load(ctl, L.REQ_SEQ) === seen) {
+    if (Atomics.load(ctl, L.REQ_SEQ) === seen && !warm) {
       const w = Atomics.waitAsync(ctl, L.REQ_SEQ, seen);
       if (w.async) await w.value;
       if (Atomics.load(ctl, L.REQ_SEQ) === seen) continue; // a kick: messages were handled meanwhile
     } else {
-      await yieldToEventLoop(); // left the hot loop for a kick or its time budget: let the messages in first
+      await yieldToEventLoop(); // let the messages in first
+      if (warm && Atomics.load(ctl, L.REQ_SEQ) === seen) {
+        // Wait for the page's next call as the hot loop does.
+        const kick = Atomics.load(ctl, L.KICK);
+        Atomics.wait(ctl, L.REQ_SEQ, seen, HOT_WAIT_MS);
+        if (Atomics.load(ctl, L.REQ_SEQ) === seen) {
+          warm = Atomics.load(ctl, L.KICK) !== kick; // kicked: one more turn for the message
+          continue;
+        }
+      }
+      warm = false;
     }
     // Serve calls back to back; between them, block briefly in Atomics.wait
     // (cheaper to wake than waitAsync) before going back to the event loop.
@@ -140,8 +155,14 @@ async function serveSab(buffer) {
       Atomics.notify(ctl, L.RESP_SEQ);
       const kick = Atomics.load(ctl, L.KICK);
       if (Atomics.wait(ctl, L.REQ_SEQ, seen, HOT_WAIT_MS) === 'timed-out') break;
-      if (Atomics.load(ctl, L.REQ_SEQ) === seen || Atomics.load(ctl, L.KICK) !== kick) break;
-      if (performance.now() > hotUntil) break; // the next call is served after one event-loop turn
+      if (Atomics.load(ctl, L.REQ_SEQ) === seen || Atomics.load(ctl, L.KICK) !== kick) {
+        warm = true;
+        break;
+      }
+      if (performance.now() > hotUntil) {
+        warm = true;
+        break; // the next call is served after one event-loop turn
+      }
     }
   }
 }
