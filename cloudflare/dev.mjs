@@ -137,7 +137,11 @@ async function main() {
     const applied = await applyMigrations(/** @type {any} */ (db), args.migrations);
     process.stdout.write(`${JSON.stringify({ event: "ready", url: url.href, applied, pid: process.pid })}\n`);
   } catch (e) {
-    process.stderr.write(`dev.mjs: ${e instanceof Error ? e.message : e}\n`);
+    const message = e instanceof Error ? e.message : String(e);
+    const hint = /without rowid/i.test(message)
+      ? " — this Turso database runs the Turso engine, which refuses WITHOUT ROWID tables: use the libSQL engine"
+      : "";
+    process.stderr.write(`dev.mjs: ${message}${hint}\n`);
     await shutdown(1);
   }
 }

@@ -29,3 +29,25 @@ def sqld_url(server: Server) -> str:
 def worker_url(server: Server) -> str:
     """The URL of the Worker (on workerd, in front of Turso) that serve.py proxies /sync to."""
     return re.search(r"at (http://\S+?)/?,", _line(server, "edgesql turso:")).group(1)  # type: ignore[union-attr]
+
+
+_JWT_JS = r"""
+const crypto = require("node:crypto");
+const { publicKey, privateKey } = crypto.generateKeyPairSync("ed25519");
+const b64 = (b) => Buffer.from(b).toString("base64url");
+const head = b64(JSON.stringify({ alg: "EdDSA", typ: "JWT" }));
+const body = b64(JSON.stringify({ iat: Math.floor(Date.now() / 1000) }));
+const sig = b64(crypto.sign(null, Buffer.from(`${head}.${body}`), privateKey));
+console.log(JSON.stringify({ pem: publicKey.export({ type: "spki", format: "pem" }), jwt: `${head}.${body}.${sig}` }));
+"""
+
+
+def ed25519_token() -> tuple[str, str]:
+    """A fresh Ed25519 public key (PEM, for ``sqld --auth-jwt-key-file``) and a read-write JWT it
+    verifies, as Turso issues them. Signed by Node's crypto (Python has no Ed25519 without a package)."""
+    import json
+    import subprocess
+
+    out = subprocess.run(["node", "-e", _JWT_JS], capture_output=True, text=True, check=True).stdout
+    made = json.loads(out)
+    return made["pem"], made["jwt"]

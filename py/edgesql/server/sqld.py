@@ -29,6 +29,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 __all__ = ["Sqld", "SqldError", "find_sqld", "free_port"]
 
@@ -202,9 +203,11 @@ class Sqld:
         return "".join(self._log)
 
 
-def _pump(stream: object, log: collections.deque[str]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        log.append(line.decode(errors="replace"))
+def _pump(stream: IO[bytes], log: collections.deque[str]) -> None:
+    """Keep sqld's last lines (its pipe never fills up); close the pipe at its end."""
+    with stream:
+        for line in stream:
+            log.append(line.decode(errors="replace"))
 
 
 if __name__ == "__main__":  # `python -m edgesql.server.sqld`: install sqld (make install runs it)
