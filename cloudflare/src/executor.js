@@ -33,10 +33,12 @@ import { TURSO_CONCURRENCY, TURSO_TIMEOUT_MS } from "./limits.js";
  */
 
 /**
- * The database (D1Database's subset): `batch` is atomic.
+ * The database (D1Database's subset): `batch` is atomic. Its mode says whether the batch
+ * only reads ("read": a database with locks need not take the write lock for it; D1
+ * ignores it) or may write ("write", the default).
  * @typedef {object} Database
  * @property {(sql: string) => Statement} prepare
- * @property {(statements: Statement[]) => Promise<Result[]>} batch
+ * @property {(statements: Statement[], mode?: "read" | "write") => Promise<Result[]>} batch
  */
 
 /**

@@ -6,6 +6,8 @@
 // @libsql/client makes it so: BEGIN IMMEDIATE; each statement runs only if the one before
 // it succeeded; COMMIT; ROLLBACK if COMMIT did not run. Hrana's own batch is not a
 // transaction: without the wrapping, a failed step would leave the steps before it applied.
+// A batch that only reads begins with a plain (deferred) BEGIN instead: one snapshot for
+// its statements, and no write lock taken from the writers.
 //
 // Safety against a slow or wedged server (sqld can stop answering writes under contention):
 // every call has a timeout, and at most `concurrency` calls from this isolate are in flight
@@ -241,14 +243,15 @@ export class HranaDatabase {
   /**
    * Run statements as one transaction: all of them, or none (the first failure is thrown).
    * @param {HranaStatement[]} statements
+   * @param {"read" | "write"} [mode] "read": the statements only read
    * @returns {Promise<Result[]>}
    */
-  async batch(statements) {
+  async batch(statements, mode = "write") {
     const n = statements.length;
     /** @param {number} step */
     const ok = (step) => ({ type: "ok", step });
     const steps = [
-      { stmt: { sql: "BEGIN IMMEDIATE" } },
+      { stmt: { sql: mode === "read" ? "BEGIN" : "BEGIN IMMEDIATE" } },
       ...statements.map((s, i) => ({ stmt: s.stmt(), condition: ok(i) })),
       { stmt: { sql: "COMMIT" }, condition: ok(n) },
       { stmt: { sql: "ROLLBACK" }, condition: { type: "not", cond: ok(n + 1) } },

@@ -309,7 +309,8 @@ export class D1Primary {
     if (access) {
       head.push(db.prepare(access.replica_user).bind(req.replica), db.prepare(access.user_buckets).bind(user));
     }
-    const results = await db.batch([...head, ...pages.map((p) => db.prepare(this.sql.check).bind(p, req.replica))]);
+    const statements = [...head, ...pages.map((p) => db.prepare(this.sql.check).bind(p, req.replica))];
+    const results = await db.batch(statements, "read");
     const owner = /** @type {{key_hash: string | null, high: number, horizon: number}} */ (results[0].results[0]);
     checkReplica(req, hash, owner.key_hash, owner.high);
     let read = "[]";
