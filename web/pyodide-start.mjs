@@ -1,12 +1,15 @@
 /**
- * The demo app's Python interpreter, as PyScript loads it: Pyodide from this
- * device's snapshot when there is one (snapshot.js), edgesql installed.
+ * The demo app's Python interpreter, started as early as the page can: Pyodide
+ * from this device's snapshot when there is one (snapshot.js), edgesql installed.
  *
- * web/app/pyscript.json names this module as its "interpreter"; PyScript
- * imports it and calls `loadPyodide(options)` as it would Pyodide's own
- * module. Importing it also warms the DB worker: SQLite-Wasm starts and the
- * app's database opens while Python starts (the names come from this
- * module's query string: `?open=app.db`).
+ * index.html loads this module before PyScript, and web/app/pyscript.json
+ * names it (same URL, so the same module) as PyScript's "interpreter".
+ * Python starts when the module is first evaluated, so its start overlaps
+ * PyScript's own loading; PyScript's `loadPyodide(options)` then gets that
+ * interpreter, with PyScript's stdout and stderr put in place. Evaluating
+ * it also warms the DB worker: SQLite-Wasm starts and the app's database
+ * opens while Python starts (the names come from this module's query
+ * string: `?open=app.db`).
  */
 
 import { getBridge } from './bridge.js';
@@ -23,8 +26,13 @@ if (toOpen.length) {
   });
 }
 
-/** PyScript's call: its options (stdout, stderr, ...) go to loadPyodide. */
-export function loadPyodide(options = {}) {
-  const { indexURL: _ignored, ...rest } = options; // PyScript derives it from this module's URL
-  return startPyodide(rest);
+const started = startPyodide();
+started.catch(() => {}); // reported to PyScript when it asks for the interpreter
+
+/** PyScript's call: the interpreter started above, printing where PyScript says. */
+export async function loadPyodide(options = {}) {
+  const pyodide = await started;
+  if (options.stdout) pyodide.setStdout({ batched: options.stdout });
+  if (options.stderr) pyodide.setStderr({ batched: options.stderr });
+  return pyodide;
 }

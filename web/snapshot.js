@@ -13,9 +13,9 @@
  * (snapshot-worker.js), and kept in OPFS (`.edgesql/python/`, about 31 MB),
  * beside the databases and out of the service worker's caches. It holds
  * Pyodide's start, every edgesql module and the standard modules the pages
- * use (RECIPE). It is made on a returning visit (the page
- * came from the service worker's cache: the app is installed), so a one-off
- * visit costs neither the CPU nor the space.
+ * use (RECIPE). Only the installed app makes and uses one: a page the
+ * service worker serves (a returning visit); a one-off visit costs neither
+ * the CPU nor the space, nor the look into OPFS.
  *
  * A snapshot is only used for the version it was made for: its name holds the
  * Pyodide version, the sha256 of the edgesql wheel the server hands out
@@ -92,15 +92,31 @@ export async function snapshotDir(create) {
   }
 }
 
-async function readSnapshot(name) {
+async function hasSnapshot(name) {
+  const dir = await snapshotDir(false);
+  try {
+    return !!dir && !!(await dir.getFileHandle(name));
+  } catch {
+    return false; // none for this version
+  }
+}
+
+/**
+ * The snapshot this device holds, whatever version it is for: {name, bytes}, or null.
+ * Read while the wheel's version is still being fetched; its name is checked after.
+ */
+async function readAnySnapshot() {
   const dir = await snapshotDir(false);
   if (!dir) return null;
-  try {
-    const file = await (await dir.getFileHandle(name)).getFile();
-    return new Uint8Array(await file.arrayBuffer());
-  } catch {
-    return null; // none for this version
+  for await (const [name, handle] of dir.entries()) {
+    if (handle.kind !== 'file' || !name.endsWith('.bin')) continue; // a .part is still being written
+    try {
+      return { name, bytes: new Uint8Array(await (await handle.getFile()).arrayBuffer()) };
+    } catch {
+      return null;
+    }
   }
+  return null;
 }
 
 async function forget(name) {
@@ -120,12 +136,18 @@ export async function startPyodide(options = {}) {
   const { status = () => {}, ...loadOptions } = options;
   // Marks for the start-up benchmark (bench/startup.py): where the time goes.
   performance.mark('python:start');
+  // The snapshot, the wheel's version and the wheel are read at the same time: on a first
+  // visit there is no snapshot, and Python starts without waiting for the network.
   const wheelP = wheelInfo();
   const wheelBytesP = wheelP.then(async (w) => new Uint8Array(await (await fetch(w.url)).arrayBuffer()));
   wheelBytesP.catch(() => {}); // awaited below; a failure is reported there
-  const wheel = await wheelP;
-  const name = snapshotName(wheel);
-  const bytes = await readSnapshot(name);
+  // Only the installed app (a page the service worker serves) makes and uses snapshots: a first
+  // visit does not even look (opening OPFS costs a first visit a quarter of a second here).
+  const returning = !!navigator.serviceWorker?.controller;
+  const found = returning ? await readAnySnapshot() : null;
+  const wheel = found ? await wheelP : null;
+  const name = wheel ? snapshotName(wheel) : null;
+  const bytes = found && found.name === name ? found.bytes : null; // another version's is left for the maker
   performance.mark('python:snapshot-read');
   let pyodide = null;
   let how = 'no-snapshot';
@@ -152,9 +174,9 @@ export async function startPyodide(options = {}) {
   pyodide.unpackArchive(await wheelBytesP, 'wheel');
   pyodide.runPython(AFTER_START);
   performance.mark('python:edgesql');
-  // A returning visit: this page came from the service worker (the app is installed).
-  const returning = !!navigator.serviceWorker?.controller;
-  const snapshot = how === 'snapshot' ? Promise.resolve(name) : returning ? makeWhenReady(wheel, name) : Promise.resolve(null);
+  const current = await wheelP;
+  const snapshot = how === 'snapshot' ? Promise.resolve(name)
+    : returning ? makeWhenReady(current, snapshotName(current)) : Promise.resolve(null);
   globalThis.edgesqlStart = { how, snapshot };
   return pyodide;
 }
@@ -168,7 +190,7 @@ function makeWhenReady(wheel, name) {
   return pageReady()
     .then(() => new Promise((resolve) => setTimeout(resolve, MAKE_AFTER_READY_MS)))
     .then(() => navigator.locks.request('edgesql:snapshot', async () => {
-      if (await readSnapshot(name)) return name; // another tab made it meanwhile
+      if (await hasSnapshot(name)) return name; // another tab made it meanwhile
       return makeSnapshot(wheel, name);
     }));
 }
