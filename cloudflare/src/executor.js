@@ -15,7 +15,7 @@
 // Environment: EDGESQL_TURSO_URL set (libsql://, https:// or http://) selects Turso, with
 // the token in the secret EDGESQL_TURSO_TOKEN; otherwise the D1 binding DB.
 
-import { HranaDatabase } from "./hrana.js";
+import { HranaDatabase, pipelineUrl } from "./hrana.js";
 import { TURSO_CONCURRENCY, TURSO_TIMEOUT_MS } from "./limits.js";
 
 /**
@@ -48,6 +48,26 @@ import { TURSO_CONCURRENCY, TURSO_TIMEOUT_MS } from "./limits.js";
  * @property {string} [EDGESQL_TURSO_TOKEN]
  * @property {string} [EDGESQL_TURSO_TIMEOUT_MS]
  */
+
+/**
+ * What is wrong with the Worker's database settings, or null: no database at all, or a
+ * Turso URL the Worker cannot use.
+ * @param {DatabaseEnv} env
+ * @returns {string | null}
+ */
+export function databaseProblem(env) {
+  const url = env.EDGESQL_TURSO_URL ?? "";
+  if (!url) {
+    return env.DB ? null : "the Worker has no database: bind a D1 database as DB, or set EDGESQL_TURSO_URL";
+  }
+  try {
+    pipelineUrl(url);
+    return null;
+  } catch (e) {
+    return `EDGESQL_TURSO_URL is not a database URL (${e instanceof Error ? e.message : e}): ` +
+      "give libsql://<db>-<org>.turso.io, as `turso db show --url <db>` prints it";
+  }
+}
 
 /** Turso clients, one per URL and token: each holds the isolate's bound on calls in flight. */
 const tursoClients = new Map();

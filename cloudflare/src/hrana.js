@@ -43,7 +43,7 @@ const BUSY = /^SQLITE_(BUSY|LOCKED)/;
 export function pipelineUrl(url) {
   const u = new URL(url.replace(/^libsql:\/\//, "https://"));
   if (u.protocol !== "https:" && u.protocol !== "http:") {
-    throw new Error(`EDGESQL_TURSO_URL must be libsql://, https:// or http://, not ${u.protocol}`);
+    throw new Error(`a libSQL URL is libsql://, https:// or http://, not ${u.protocol}`);
   }
   return `${u.origin}/v2/pipeline`;
 }

@@ -21,7 +21,7 @@ import { BUNDLE } from "./bundle.js";
 import { allowedOrigins, corsHeaders, originRefusal, preflight } from "./cors.js";
 import { decodeBody, readBody, requireJson } from "./http.js";
 import { MIGRATION_CHECK_QUERIES, queryLimit } from "./limits.js";
-import { openDatabase } from "./executor.js";
+import { databaseProblem, openDatabase } from "./executor.js";
 import { D1Primary } from "./primary.js";
 import { ProtocolError, parseRequest } from "./protocol.js";
 
@@ -117,6 +117,8 @@ async function handle(request, env) {
   if (foreign) return error(foreign, cors);
   const configured = readTokens(env);
   if ("problem" in configured) return error(new ProtocolError(500, "not_configured", configured.problem), cors);
+  const unusable = databaseProblem(env);
+  if (unusable) return error(new ProtocolError(500, "not_configured", unusable), cors);
   if (!(await authorized(request.headers.get("authorization"), configured.tokens))) {
     return error(
       new ProtocolError(
