@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tests.cases.long_cases import LONG_READ
-from tests.conftest import open_console, run_py
+from tests.conftest import OutsideRequests, launch_options, open_console, run_py
 
 pytestmark = pytest.mark.browser
 
@@ -57,10 +58,15 @@ json.dumps(outcome + [time.monotonic() - t0])
 """
 
 
-@pytest.fixture
-def tabs(persistent_context: Any, server: Any) -> tuple[Any, Any]:
-    """The app's tab (it owns the database) and a devtools tab (it routes to the app's worker)."""
-    context = persistent_context()
+@pytest.fixture(scope="module")
+def tabs(playwright: Any, server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    """The app's tab (it owns the database) and a devtools tab (it routes to the app's worker);
+    one profile on disk for the module, as a person's browser."""
+    outside = OutsideRequests()
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("long-tabs") / "profile"), **launch_options()
+    )
+    outside.watch(context)
     app = open_console(context.new_page(), server.url)
     devtools = open_console(context.new_page(), server.url)
     owner = run_py(
@@ -75,11 +81,19 @@ def tabs(persistent_context: Any, server: Any) -> tuple[Any, Any]:
         f"import edgesql, json\ndevtools_db = await edgesql.connect({DB!r})\njson.dumps(devtools_db.info.extra['owner'])",
     )
     assert (owner, follower) == (True, False)
-    return app, devtools
+    yield app, devtools
+    context.close()
+    outside.check()
 
 
-def test_devtools_tab_cancels_its_query_running_in_the_app_tabs_worker(tabs: tuple[Any, Any]) -> None:
-    app, devtools = tabs
+@pytest.fixture
+def fresh_tasks(tabs: tuple[Any, Any]) -> tuple[Any, Any]:
+    run_py(tabs[0], "await app_db.execute('DELETE FROM tasks'); 'ok'")
+    return tabs
+
+
+def test_devtools_tab_cancels_its_query_running_in_the_app_tabs_worker(fresh_tasks: tuple[Any, Any]) -> None:
+    app, devtools = fresh_tasks
     start_py(devtools, LONG_IN_DEVTOOLS)
     time.sleep(0.5)  # the statement runs in the app tab's worker by now
     run_py(devtools, "devtools_db.interrupt(); 'ok'")
@@ -92,8 +106,10 @@ def test_devtools_tab_cancels_its_query_running_in_the_app_tabs_worker(tabs: tup
     run_py(app, "await app_db.execute(\"INSERT INTO tasks (title) VALUES ('after')\"); 'ok'")
 
 
-def test_app_tab_waits_at_most_its_time_limit_and_its_write_does_not_run(tabs: tuple[Any, Any]) -> None:
-    app, devtools = tabs
+def test_app_tab_waits_at_most_its_time_limit_and_its_write_does_not_run(
+    fresh_tasks: tuple[Any, Any],
+) -> None:
+    app, devtools = fresh_tasks
     start_py(devtools, LONG_IN_DEVTOOLS)
     time.sleep(0.5)
     waited = run_py(
