@@ -20,11 +20,11 @@ Pyodide on connections of its own.
 * **3M rows**: a table of ``--rows`` rows, then ``async for row in
   db.iterate(...)`` over all of it from Python in the page, while page
   JavaScript records every animation frame (requestAnimationFrame) and long
-  tasks. Memory: Pyodide's WebAssembly memory (it never shrinks, so it is
-  its high-water mark) and the JavaScript heap, before and after, and
-  ``performance.measureUserAgentSpecificMemory()`` (the page and its
-  workers). Baseline, same page and run: the same figures while the page
-  is idle for as long, and ``execute`` of a tenth of the rows.
+  tasks. Memory: the renderer processes' resident size (``/proc``: the page,
+  its Pyodide and its DB worker live there), sampled every 50 ms, and
+  Pyodide's WebAssembly memory (it never shrinks, so it is its high-water
+  mark). Baseline, same page and run: the same figures while the page is
+  idle for as long, and ``execute`` of a tenth of the rows.
 * **Console**: the devtools' Run on a ``SELECT`` of all the rows, until its
   first page is on screen (the console's own timer).
 
@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -133,15 +134,7 @@ FRAMES_STOP = """() => {
     rec.observer.disconnect();
     return { frames: rec.frames.slice(1), longtasks: rec.longtasks, heapMax: rec.heapMax };
 }"""
-MEMORY = """async () => {
-    let agent = null;
-    if (crossOriginIsolated && performance.measureUserAgentSpecificMemory) {
-        try {
-            agent = (await performance.measureUserAgentSpecificMemory()).bytes;
-        } catch (e) { agent = null; }
-    }
-    return { wasm: pyodide._module.HEAP8.length, heap: performance.memory ? performance.memory.usedJSHeapSize : 0, agent };
-}"""
+MEMORY = """() => ({ wasm: pyodide._module.HEAP8.length, heap: performance.memory ? performance.memory.usedJSHeapSize : 0 })"""
 
 ITERATE = """
 import json, time
@@ -181,6 +174,60 @@ class LongReport:
     console_ms: float = 0.0
     chromium: str = ""
     load: list[float] = field(default_factory=list)
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _renderers(profile: str) -> list[int]:
+    """The renderer processes of the Chromium running on ``profile`` (page, Pyodide and workers live there)."""
+    procs: dict[int, tuple[int, str]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        procs[int(d.name)] = (ppid, cmd)
+    browsers = {pid for pid, (_, cmd) in procs.items() if profile in cmd and "--type=" not in cmd}
+
+    def under_browser(pid: int) -> bool:
+        while pid in procs:
+            if pid in browsers:
+                return True
+            pid = procs[pid][0]
+        return False
+
+    return [pid for pid, (_, cmd) in procs.items() if "--type=renderer" in cmd and under_browser(pid)]
+
+
+class RssPeak:
+    """The largest total resident size of some processes, sampled every 50 ms until stopped."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.peak = sum(_rss(p) for p in pids)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, sum(_rss(p) for p in self.pids))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 def _interrupts(page: Any, seed: int, trials: int) -> dict[str, list[float]]:
@@ -244,17 +291,34 @@ def run(rows: int = 3_000_000, trials: int = 40, log: Any = print) -> LongReport
                     log(f"[long] filling {rows:,} rows")
                     if run_py(owner, FILL.format(rows=rows)) != rows:
                         raise RuntimeError("the table was not filled")
-                    report.memory["before"] = owner.evaluate(MEMORY)
+                    renderers = _renderers(profile)
+                    if not renderers:
+                        raise RuntimeError(
+                            "no renderer process of the benchmark's Chromium was found in /proc"
+                        )
+                    report.memory["before"] = owner.evaluate(MEMORY) | {
+                        "rss": sum(_rss(p) for p in renderers)
+                    }
                     log("[long] iterate")
+                    peak = RssPeak(renderers)
                     report.iterate, frames = _frames(owner, ITERATE)
+                    report.iterate["rssPeak"] = peak.stop()
                     if report.iterate["rows"] != rows or report.iterate["sum"] != rows * (rows + 1) // 2:
                         raise RuntimeError(f"iterate returned the wrong rows: {report.iterate}")
                     report.iterate |= frames
-                    report.memory["after iterate"] = owner.evaluate(MEMORY)
+                    report.memory["after iterate"] = owner.evaluate(MEMORY) | {
+                        "rss": sum(_rss(p) for p in renderers)
+                    }
+                    peak = RssPeak(renderers)
                     _none, report.idle = _frames(owner, IDLE.format(seconds=min(report.iterate["s"], 10)))
+                    report.idle["rssPeak"] = peak.stop()
                     log("[long] execute, a tenth of the rows")
+                    peak = RssPeak(renderers)
                     report.execute = run_py(owner, EXECUTE.format(rows=rows // 10))
-                    report.memory["after execute"] = owner.evaluate(MEMORY)
+                    report.execute["rssPeak"] = peak.stop()
+                    report.memory["after execute"] = owner.evaluate(MEMORY) | {
+                        "rss": sum(_rss(p) for p in renderers)
+                    }
                     report.load.append(load_average()[0])
 
                     log("[long] the console")
@@ -343,14 +407,20 @@ def render_markdown(report: LongReport) -> str:
         f"All {it['rows']:,} rows in {it['s']:.1f} s ({it['rows'] / it['s'] / 1000:.0f}k rows/s), checked by the"
         " sum of their ids.",
         "",
-        "| memory | before | after iterating 3M rows | after `execute` of a tenth of them |",
-        "| --- | ---: | ---: | ---: |",
+        f"| memory | before | while iterating {report.rows:,} rows (peak) / after | baseline: idle as long (peak) "
+        f"| `execute` of {report.execute['rows']:,} rows (peak) / after |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| renderer processes, resident (page, Pyodide, DB worker) | {_mb(mem['before']['rss'])} | "
+        f"{_mb(it['rssPeak'])} / {_mb(mem['after iterate']['rss'])} | {_mb(idle['rssPeak'])} | "
+        f"{_mb(report.execute['rssPeak'])} / {_mb(mem['after execute']['rss'])} |",
         f"| Pyodide's WebAssembly memory (its high-water mark) | {_mb(mem['before']['wasm'])} | "
-        f"{_mb(mem['after iterate']['wasm'])} | {_mb(mem['after execute']['wasm'])} |",
-        f"| page JavaScript heap | {_mb(mem['before']['heap'])} | {_mb(mem['after iterate']['heap'])} "
-        f"(peak {_mb(it['heapMax'])}) | {_mb(mem['after execute']['heap'])} |",
-        f"| page and workers (measureUserAgentSpecificMemory) | {_mb(mem['before']['agent'])} | "
-        f"{_mb(mem['after iterate']['agent'])} | {_mb(mem['after execute']['agent'])} |",
+        f"{_mb(mem['after iterate']['wasm'])} | | {_mb(mem['after execute']['wasm'])} |",
+        f"| page JavaScript heap | {_mb(mem['before']['heap'])} | {_mb(it['heapMax'])} / "
+        f"{_mb(mem['after iterate']['heap'])} | | {_mb(mem['after execute']['heap'])} |",
+        "",
+        f"Renderer memory while iterating: {_mb(it['rssPeak'] - mem['before']['rss'])} above where it started, "
+        f"{fmt_times(ratio(it['rssPeak'], idle['rssPeak']))} its peak while idle; `execute` of a tenth of the rows "
+        f"took it {_mb(report.execute['rssPeak'] - mem['after iterate']['rss'])} higher.",
         "",
         f"`execute` of {report.execute['rows']:,} rows took {report.execute['s']:.1f} s; its growth is what a",
         "result held whole costs, for a tenth of the rows the iteration read in pages.",
