@@ -9,7 +9,9 @@
 2. **First pull of 100k rows into a fresh browser profile** from ``turso-local``, alone:
    a CPython replica seeds it (transactions of 100 rows, pushed in pages of 5,000), then a
    new Chromium profile connects and pulls everything (bench/sync_browser.py's page and
-   in-page code). Target: at most 6 s, connect to fully pulled.
+   in-page code). Target: at most 6 s, connect to fully pulled. The same pull from the
+   embedded primary, in the same run, is the baseline (the machine is shared: its load
+   moves both alike).
 
 Everything runs on 127.0.0.1. The figures go into their own section of
 docs/benchmarks-sync.md (between the ``turso`` markers, replaced on each run; the rest
