@@ -189,6 +189,31 @@ class Connection:
         self._check_open()
         return await self._backend.sync_status()  # type: ignore[attr-defined]
 
+    async def conflicts(self, include_dismissed: bool = False) -> list[Any]:
+        """This device's edits that lost: overwritten by a later write elsewhere, erased by a
+        delete that won, or rejected by the primary (``edgesql.sync.conflicts.Conflict``),
+        oldest first. Mark them seen with :meth:`dismiss_conflicts`."""
+        from .sync.conflicts import conflicts_sql, from_row
+
+        self._check_open()
+        try:
+            rs = await self.execute(conflicts_sql(include_dismissed))
+        except ProgrammingError:
+            raise
+        except Exception as e:
+            if "no such table" in str(e):
+                return []  # a database that does not sync has no conflicts
+            raise
+        return [from_row(r) for r in rs.rows]
+
+    async def dismiss_conflicts(self, ids: Iterable[int]) -> None:
+        """Mark conflicts seen: :meth:`conflicts` leaves them out from now on."""
+        import json
+
+        from .sync.conflicts import dismiss_sql
+
+        await self.execute(dismiss_sql(), (json.dumps([int(i) for i in ids]),))
+
     async def _apply_local_schema(self, statements: list[str]) -> None:
         # For databases without a primary: run the schema steps not yet run, in order.
         await self.execute("CREATE TABLE IF NOT EXISTS _edgesql_local_schema (version INTEGER NOT NULL)")

@@ -132,6 +132,8 @@ def _connect(
         BUSY_TIMEOUT_MS if statement_timeout is None else min(BUSY_TIMEOUT_MS, int(statement_timeout * 1000))
     )
     conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+    # FOREIGN KEYs are kept, as in the browser's worker and on the primary (SQLite's default is off).
+    conn.execute("PRAGMA foreign_keys = ON")
     if path != ":memory:" and not path.startswith("file::memory:"):
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")

@@ -118,6 +118,8 @@ class Primary:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA busy_timeout = 5000")
+        # FOREIGN KEYs of synced tables are kept here, in the primary's one order (D1 keeps them too).
+        self._db.execute("PRAGMA foreign_keys = ON")
         # One writer at a time: apsw connections are not for concurrent use.
         self._lock = threading.Lock()
         # Replaces SQLite's autocheckpoint (a WAL hook turns it off).

@@ -80,6 +80,8 @@ def bucket_steps(t: Table, access: Access, row_values: str, row_source: str) -> 
     refuse = (
         f"SELECT RAISE(ABORT, '{FORBIDDEN}' || 'you may not write bucket ' || quote({{b}}) || ' (' || {tl} || ' row ' "
         "|| NEW.pk || ')') FROM _edgesql_session s WHERE s.id = 1 AND s.user IS NOT NULL "
+        # (What a permitted delete of a parent makes its children do is not the user's write.)
+        "AND NEW.replica IS NOT '~cascade' "
         "AND {b} NOT IN (SELECT value FROM json_each(s.write)); "
     )
     current = f"(SELECT bucket FROM _edgesql_rowbuckets WHERE tbl = {tl} AND pk = NEW.pk)"

@@ -38,6 +38,16 @@ from .codec import (
     quote_ident,
     quote_text,
 )
+from .constraints import (
+    CONFLICTS_DDL,
+    GONE_DDL,
+    conflicts_from_page,
+    dangling,
+    orphans_of_rejected,
+    restrict_clearance,
+    topological,
+    unique_clearance,
+)
 from .schema import Schema, Table
 
 __all__ = ["EXISTS", "MAX_CELLS_BYTES", "client_doc", "programs", "setup_sql", "triggers"]
@@ -111,6 +121,7 @@ def setup_sql() -> list[str]:
         "CREATE TABLE IF NOT EXISTS _edgesql_rowbucket (tbl TEXT NOT NULL, pk TEXT NOT NULL, bucket TEXT, "
         "PRIMARY KEY (tbl, pk)) WITHOUT ROWID",
         "CREATE INDEX IF NOT EXISTS _edgesql_rowbucket_by_bucket ON _edgesql_rowbucket (bucket)",
+        CONFLICTS_DDL,
         OUTBOX_SIZE_TRIGGER,
     ]
 
@@ -301,8 +312,11 @@ def pivot(t: Table, source: str, where: str, cols: list[str], group_by_pk: bool)
     return f"(SELECT {head}{picks} FROM {source} WHERE {where}{tail})"
 
 
-def _apply_table(t: Table) -> list[str]:
-    """Materialize the winning cells now in ``_edgesql_pulled`` into table ``t``."""
+def _apply_table(t: Table, schema: Schema | None = None) -> list[str]:
+    """Materialize the winning cells now in ``_edgesql_pulled`` into table ``t``.
+
+    With ``schema`` (a schema with foreign keys or UNIQUEs), this device's rows that the
+    page leaves no room for are rejected first (constraints.py)."""
     tq = quote_ident(t.name)
     tl = quote_text(t.name)
     pkcols = ", ".join(quote_ident(c) for c in t.pk)
@@ -350,8 +364,10 @@ def _apply_table(t: Table) -> list[str]:
         else f"({new_keys})"
     )
     out = [
+        *(restrict_clearance(schema, t, _rematerialize) if schema is not None else []),
         # A winning delete removes the row; its values stay in the clock.
         f"DELETE FROM {tq} WHERE {pk_tuple} IN ({keys(f'i.col = {exists_col} AND i.val = {quote_text(ENC_ZERO)}')})",
+        *(unique_clearance(t, _rematerialize) if schema is not None else []),
     ]
     if value_names:
         # Each winning cell of a row that exists: only those columns change, so
@@ -441,16 +457,25 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         "DELETE FROM temp._edgesql_pulled WHERE EXISTS (SELECT 1 FROM temp._edgesql_pending p "
         "WHERE p.tbl = _edgesql_pulled.tbl AND p.pk = _edgesql_pulled.pk AND p.col = _edgesql_pulled.col "
         "AND (p.hlc, :me) >= (_edgesql_pulled.hlc, _edgesql_pulled.replica))",
+        # This device's edits the page beats, for the app to show (constraints.py).
+        *conflicts_from_page(),
         "INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) "
         "SELECT tbl, pk, col, hlc, replica, val FROM temp._edgesql_pulled WHERE true "
         "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val",
     ]
+    constrained = any(t.fks or t.uniques for t in schema.tables)
     if schema.access is not None:
         # Rows that left this user's buckets go first (uncaptured), unless the page brings
         # them back later; then each pulled row's bucket is remembered.
         final[3:3] = _exits(schema)
+    if constrained:
+        # Foreign keys are checked when the page is applied whole, not row by row (a child may
+        # come before its parent); this device's rows the page leaves no room for go (constraints.py).
+        final[3:3] = ["PRAGMA defer_foreign_keys = ON", GONE_DDL, "DELETE FROM temp._edgesql_gone"]
     for t in schema.tables:
-        final.extend(_apply_table(t))
+        final.extend(_apply_table(t, schema if constrained else None))
+    if constrained:
+        final.extend(dangling(schema, _rematerialize))
     if schema.access is not None:
         final.append(
             "INSERT OR REPLACE INTO _edgesql_rowbucket (tbl, pk, bucket) SELECT value ->> '$[2]', value ->> '$[3]', "
@@ -474,6 +499,22 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         "SELECT o.seq, o.tbl, o.pk, o.hlc, o.cells, r.value ->> '$.code', r.value ->> '$.reason' "
         "FROM json_each(:rejected) r JOIN _edgesql_outbox o ON o.seq = r.value ->> '$.seq'"
     )
+    conflict_rejected = (
+        "INSERT INTO _edgesql_conflicts (kind, tbl, pk, reason) "
+        "SELECT 'rejected', o.tbl, o.pk, (r.value ->> '$.code') || ': ' || (r.value ->> '$.reason') "
+        "FROM json_each(:rejected) r JOIN _edgesql_outbox o ON o.seq = r.value ->> '$.seq'"
+    )
+    constrained = any(t.fks or t.uniques for t in schema.tables)
+    orphans = (
+        [
+            "PRAGMA defer_foreign_keys = ON",
+            GONE_DDL,
+            "DELETE FROM temp._edgesql_gone",
+            *orphans_of_rejected(schema, rejected_keys, _rematerialize),
+        ]
+        if constrained
+        else []
+    )
     rebuild_rejected = [
         sql
         for t in schema.tables
@@ -481,6 +522,7 @@ def programs(schema: Schema) -> dict[str, list[str]]:
     ]
     ack = [
         "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
+        conflict_rejected,
         to_rejected,
         # Our acknowledged writes join the clock: from now on they compete like any other.
         # (Refused ones do not, and neither does their stamp: a device whose clock ran
@@ -496,6 +538,7 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         f"AND seq NOT IN ({rejected_seqs})), 0), CAST(:server_hlc AS INTEGER)), "
         "last_synced_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = 1",
         f"DELETE FROM _edgesql_outbox WHERE seq <= :acked OR seq IN ({rejected_seqs})",
+        *orphans,
         *rebuild_rejected,
         # With access rules: the buckets the primary put this device's rows in (params
         # :buckets, [[table, key, bucket], ...]), so that they go when the bucket does.
@@ -505,8 +548,10 @@ def programs(schema: Schema) -> dict[str, list[str]]:
     ]
     reject_local = [
         "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
+        conflict_rejected,
         to_rejected,
         f"DELETE FROM _edgesql_outbox WHERE seq IN ({rejected_seqs})",
+        *orphans,
         *rebuild_rejected,
         "UPDATE _edgesql_state SET applying = 0 WHERE id = 1",
     ]
@@ -650,7 +695,7 @@ def _exits(schema: Schema) -> list[str]:
         "AND l.value ->> '$[3]' = e.value ->> '$[3]' AND json_type(l.value, '$[7]') = 'text')"
     )
     out = []
-    for t in schema.tables:
+    for t in reversed(topological(schema)):  # children first: RESTRICT refuses at once
         out.append(_drop_rows(t, f"SELECT pk FROM ({exits}) WHERE tbl = {quote_text(t.name)}"))
     out += [
         f"DELETE FROM _edgesql_clock WHERE (tbl, pk) IN ({exits})",
@@ -679,8 +724,9 @@ def _drop_buckets(schema: Schema) -> list[str]:
         "SELECT o.seq, o.tbl, o.pk, o.hlc, o.cells, 'forbidden', 'this user no longer has access to bucket ' "
         f"|| quote(l.bucket) FROM _edgesql_outbox o JOIN ({lost}) l ON l.tbl = o.tbl AND l.pk = o.pk",
         f"DELETE FROM _edgesql_outbox WHERE (tbl, pk) IN (SELECT tbl, pk FROM ({lost}))",
+        "PRAGMA defer_foreign_keys = ON",
     ]
-    for t in schema.tables:
+    for t in reversed(topological(schema)):  # children first: RESTRICT refuses at once
         out.append(_drop_rows(t, f"SELECT pk FROM ({lost}) WHERE tbl = {quote_text(t.name)}"))
     out += [
         f"DELETE FROM _edgesql_clock WHERE (tbl, pk) IN (SELECT tbl, pk FROM ({lost}))",

@@ -47,6 +47,7 @@ from typing import Any
 
 from .accesssql import access_statements, refresh_buckets
 from .buckets import Access, check_access
+from .codec import quote_ident
 from .protocol import (
     DEFAULT_PULL_LIMIT,
     MAX_PAGE_BYTES,
@@ -71,6 +72,7 @@ from .serversql import (
     REPLICA,
     SERVER_HLC,
     SNAPSHOT,
+    cascade_trigger_names,
     refresh_after_migration,
     schema_document,
     server_setup,
@@ -286,6 +288,11 @@ def _migration_file(
             f"-- edgesql: drop the apply triggers of version {previous.version} (they name its columns)"
         )
         lines += [f"DROP TRIGGER IF EXISTS {trigger_name(t)};" for t in previous.tables]
+        lines += [
+            f"DROP TRIGGER IF EXISTS {quote_ident(n)};"
+            for t in previous.tables
+            for n in cascade_trigger_names(t)
+        ]
         lines.append("")
     if body:
         lines += body

@@ -8,10 +8,14 @@ refuses, with a reason and a fix, what cannot merge cell by cell:
 * an ``INTEGER PRIMARY KEY`` (a rowid alias: every device numbers rows on its
   own, so two devices would make different rows with the same id), or no
   primary key at all;
-* ``UNIQUE`` beyond the primary key, and foreign keys: two devices can each
-  make valid changes offline that together break them, and the merge would
-  have to drop one;
-* a ``CHECK`` that reads several columns: each column merges on its own.
+* a ``CHECK`` that reads several columns: each column merges on its own;
+* a FOREIGN KEY to a table that is not synced or to columns other than the
+  parent's primary key, or with an ON UPDATE action (a key change travels as a
+  delete and an insert).
+
+FOREIGN KEYs (ON DELETE CASCADE, SET NULL, SET DEFAULT, RESTRICT, NO ACTION)
+and UNIQUEs are kept: every replica enforces them on its own writes, and the
+primary on pushed ones, in its one order (docs/sync.md, Constraints).
 
 Tables named ``local_*`` stay on the device and are never synced; SQLite's
 own and FTS shadow tables are skipped. The result, :class:`Schema`, travels
@@ -27,7 +31,17 @@ from typing import Any, Protocol
 
 from .._exceptions import ProgrammingError
 
-__all__ = ["Column", "Migration", "Schema", "SchemaError", "Table", "affinity", "analyze", "load_migrations"]
+__all__ = [
+    "Column",
+    "ForeignKey",
+    "Migration",
+    "Schema",
+    "SchemaError",
+    "Table",
+    "affinity",
+    "analyze",
+    "load_migrations",
+]
 
 LOCAL_PREFIX = "local_"
 RESERVED_PREFIX = "_edgesql_"
@@ -52,12 +66,25 @@ class Column:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """A FOREIGN KEY of a synced table: its columns, the parent table, and what a parent's
+    delete does (CASCADE, SET NULL, SET DEFAULT, RESTRICT or NO ACTION)."""
+
+    columns: tuple[str, ...]
+    parent: str
+    on_delete: str
+
+
+@dataclass(frozen=True)
 class Table:
-    """A synced table: its columns (generated ones excluded) and primary key, in key order."""
+    """A synced table: its columns (generated ones excluded) and primary key, in key order;
+    its foreign keys (each to a synced table's primary key) and UNIQUE column sets."""
 
     name: str
     columns: tuple[Column, ...]
     pk: tuple[str, ...]
+    fks: tuple[ForeignKey, ...] = ()
+    uniques: tuple[tuple[str, ...], ...] = ()
 
     @property
     def value_columns(self) -> tuple[Column, ...]:
@@ -135,6 +162,10 @@ class Schema:
                     name=t["name"],
                     columns=tuple(Column(**c) for c in t["columns"]),
                     pk=tuple(t["pk"]),
+                    fks=tuple(
+                        ForeignKey(tuple(f["columns"]), f["parent"], f["on_delete"]) for f in t.get("fks", ())
+                    ),
+                    uniques=tuple(tuple(u) for u in t.get("uniques", ())),
                 )
                 for t in d["tables"]
             ),
@@ -254,6 +285,7 @@ def _table(conn: _Conn, name: str) -> Table:
             raise _fail(
                 name, f"primary key column {col.name!r} is declared {col.type}", "Use TEXT or INTEGER keys."
             )
+    uniques: list[tuple[str, ...]] = []
     for _seq, iname, unique, origin, _partial in _rows(conn, f"SELECT * FROM pragma_index_list('{q}')"):
         if origin == "pk":
             for _n, _cid, col, _desc, coll, key in _rows(
@@ -267,26 +299,17 @@ def _table(conn: _Conn, name: str) -> Table:
                         f"Drop the COLLATE from the key (store the key normalized, e.g. lower(...)), {local}.",
                     )
         if unique and origin != "pk":
+            # Kept on every replica for its own writes, and by the primary for pushed ones: a
+            # change that breaks it there is rejected (the first of two devices wins).
             cols = [
                 r[0]
                 for r in _rows(
                     conn, f"SELECT name FROM pragma_index_info('{iname.replace(chr(39), chr(39) * 2)}')"
                 )
             ]
-            raise _fail(
-                name,
-                f"UNIQUE on {cols} (index {iname!r}): two devices can each insert the same value offline, "
-                "and the merge would have to drop one of the rows",
-                "Enforce it in the app, make it the primary key, or keep the table local.",
-            )
-    fks = _rows(conn, f'SELECT "table", "from" FROM pragma_foreign_key_list(\'{q}\')')
-    if fks:
-        raise _fail(
-            name,
-            f"a FOREIGN KEY ({fks[0][1]} REFERENCES {fks[0][0]}): changes from other devices arrive in "
-            "their own order, and a delete on one device would make another device's valid rows fail",
-            "Keep the column and join on it, without REFERENCES.",
-        )
+            if all(c is not None for c in cols):
+                uniques.append(tuple(cols))
+    fks = _foreign_keys(conn, name, q, local)
     names = {c.name.lower() for c in columns}
     for toks in _checks(create):
         used = {t.lower() for k, t in toks if k == "w" and t.lower() in names}
@@ -297,7 +320,64 @@ def _table(conn: _Conn, name: str) -> Table:
                 "edits on two devices could merge into a row the CHECK refuses",
                 "Check each column on its own, or validate the combination in the app.",
             )
-    return Table(name=name, columns=tuple(columns), pk=tuple(pk_cols))
+    return Table(name=name, columns=tuple(columns), pk=tuple(pk_cols), fks=fks, uniques=tuple(uniques))
+
+
+_ACTIONS = {"CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"}
+
+
+def _foreign_keys(conn: _Conn, name: str, q: str, local: str) -> tuple[ForeignKey, ...]:
+    """The table's foreign keys, each checked: to a synced table's primary key, ON UPDATE NO ACTION."""
+    groups: dict[int, list[tuple[Any, ...]]] = {}
+    for row in _rows(
+        conn,
+        f'SELECT id, seq, "table", "from", "to", on_update, on_delete FROM pragma_foreign_key_list(\'{q}\')',
+    ):
+        groups.setdefault(row[0], []).append(row)
+    out = []
+    for rows in groups.values():
+        rows.sort(key=lambda r: r[1])
+        parent, on_update, on_delete = rows[0][2], rows[0][5].upper(), rows[0][6].upper()
+        cols = tuple(r[3] for r in rows)
+        if parent.startswith((LOCAL_PREFIX, RESERVED_PREFIX, "sqlite_")):
+            raise _fail(
+                name,
+                f"FOREIGN KEY ({', '.join(cols)}) REFERENCES {parent}: the parent is not synced, so other "
+                "devices would hold children of rows they do not have",
+                f"Reference a synced table, or drop the REFERENCES, {local}.",
+            )
+        parent_pk = [
+            r[0]
+            for r in sorted(
+                _rows(
+                    conn,
+                    f"SELECT name, pk FROM pragma_table_info('{parent.replace(chr(39), chr(39) * 2)}') WHERE pk > 0",
+                ),
+                key=lambda r: r[1],
+            )
+        ]
+        to = [r[4] for r in rows]
+        if any(t is not None for t in to) and list(to) != parent_pk:
+            raise _fail(
+                name,
+                f"FOREIGN KEY ({', '.join(cols)}) REFERENCES {parent}({', '.join(str(t) for t in to)}): a synced "
+                f"foreign key refers to the parent's primary key ({', '.join(parent_pk)}), which every device "
+                "has for every row",
+                f"Reference {parent}({', '.join(parent_pk)}).",
+            )
+        if on_update != "NO ACTION":
+            raise _fail(
+                name,
+                f"FOREIGN KEY ({', '.join(cols)}) ... ON UPDATE {on_update}: a change of a synced row's key "
+                "travels as a delete of the old key and an insert of the new one",
+                "Leave ON UPDATE out (NO ACTION); ON DELETE CASCADE, SET NULL, RESTRICT and NO ACTION are kept.",
+            )
+        if on_delete not in _ACTIONS:
+            raise _fail(
+                name, f"FOREIGN KEY ON DELETE {on_delete} is unknown", "Use CASCADE, SET NULL or RESTRICT."
+            )
+        out.append(ForeignKey(cols, parent, on_delete))
+    return tuple(out)
 
 
 _MIGRATION_NAME = re.compile(r"^(\d+)_([\w.-]+)\.sql$")

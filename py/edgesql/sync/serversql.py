@@ -57,6 +57,7 @@ __all__ = [
     "REPLICA",
     "SERVER_HLC",
     "SNAPSHOT",
+    "cascaded_tables",
     "refresh_after_migration",
     "schema_document",
     "server_setup",
@@ -139,9 +140,73 @@ def server_setup(schema: Schema, existing_triggers: Iterable[str] = ()) -> list[
         from .accesssql import access_setup
 
         out.extend(access_setup())
+    cascaded = cascaded_tables(schema)
+    if cascaded:
+        out.append(APPLYING_DDL)
     for t in schema.tables:
         out.append(f"DROP TRIGGER IF EXISTS {trigger_name(t)}")
-        out.append(apply_trigger(t, schema.access))
+        out.extend(f"DROP TRIGGER IF EXISTS {quote_ident(n)}" for n in cascade_trigger_names(t))
+        out.append(apply_trigger(t, schema.access, t.name in cascaded))
+        if t.name in cascaded:
+            out.extend(cascade_triggers(t))
+    return out
+
+
+#: The rows apply triggers are writing now: a write to a row not in it is SQLite's own
+#: (an ON DELETE CASCADE or SET NULL), which the primary logs as a change of its own.
+APPLYING_DDL = (
+    "CREATE TABLE IF NOT EXISTS _edgesql_applying (tbl TEXT NOT NULL, pk TEXT NOT NULL, "
+    "PRIMARY KEY (tbl, pk)) WITHOUT ROWID"
+)
+#: The writer of the changes a parent's delete makes to its children on the primary
+#: (not a valid replica id: no replica can push under it).
+CASCADE_REPLICA = "~cascade"
+
+
+def cascaded_tables(schema: Schema) -> set[str]:
+    """Tables whose rows SQLite changes when a parent is deleted (a CASCADE, SET NULL or SET
+    DEFAULT foreign key): the primary logs those changes, so every replica gets them."""
+    return {
+        t.name
+        for t in schema.tables
+        for fk in t.fks
+        if fk.on_delete in ("CASCADE", "SET NULL", "SET DEFAULT")
+    }
+
+
+def cascade_trigger_names(t: Table) -> list[str]:
+    return [f"_edgesql_apply_cascade_{t.name}_del", f"_edgesql_apply_cascade_{t.name}_upd"]
+
+
+def cascade_triggers(t: Table) -> list[str]:
+    """Triggers on table ``t`` (on the primary) that log what SQLite's foreign key actions did
+    to its rows: a delete, or columns set NULL or to their default. Stamped after every cell
+    the row has, so the parent's delete wins on every replica, by the writer ``~cascade``."""
+    tq, tl = quote_ident(t.name), quote_text(t.name)
+    mine = "(SELECT 1 FROM _edgesql_applying a WHERE a.tbl = {tl} AND a.pk = {key})"
+    stamp = f"max({_NOW_MS} << 16, coalesce((SELECT max(hlc) FROM _edgesql_clock WHERE tbl = {tl} AND pk = {{key}}), 0) + 1)"
+    rseq = f"(SELECT coalesce(max(rseq), 0) + 1 FROM _edgesql_changes WHERE replica = {quote_text(CASCADE_REPLICA)})"
+    old_key = key_encode([f"OLD.{quote_ident(c)}" for c in t.pk])
+    new_key = key_encode([f"NEW.{quote_ident(c)}" for c in t.pk])
+    del_name, upd_name = (quote_ident(n) for n in cascade_trigger_names(t))
+    out = [
+        f"CREATE TRIGGER {del_name} AFTER DELETE ON {tq} WHEN NOT EXISTS {mine.format(tl=tl, key=old_key)} BEGIN "
+        "INSERT INTO _edgesql_changes (replica, rseq, tbl, pk, hlc, cells, txend) VALUES "
+        f"({quote_text(CASCADE_REPLICA)}, {rseq}, {tl}, {old_key}, {stamp.format(key=old_key)}, "
+        f'\'{{"{EXISTS}":["i","0"]}}\', 1); END'
+    ]
+    if t.value_columns:
+        changed = " || ".join(
+            f"CASE WHEN {differs(f'NEW.{quote_ident(c.name)}', f'OLD.{quote_ident(c.name)}')} THEN "
+            f"{quote_text(json.dumps(c.name))} || ':' || {encode(f'NEW.{quote_ident(c.name)}')} || ',' ELSE '' END"
+            for c in t.value_columns
+        )
+        out.append(
+            f"CREATE TRIGGER {upd_name} AFTER UPDATE ON {tq} WHEN NOT EXISTS {mine.format(tl=tl, key=new_key)} BEGIN "
+            "INSERT INTO _edgesql_changes (replica, rseq, tbl, pk, hlc, cells, txend) VALUES "
+            f"({quote_text(CASCADE_REPLICA)}, {rseq}, {tl}, {new_key}, {stamp.format(key=new_key)}, "
+            f"'{{' || rtrim({changed}, ',') || '}}', 1); END"
+        )
     return out
 
 
@@ -150,7 +215,7 @@ def trigger_name(t: Table) -> str:
     return quote_ident(f"_edgesql_apply_{t.name}")
 
 
-def apply_trigger(t: Table, access: Any = None) -> str:
+def apply_trigger(t: Table, access: Any = None, cascaded: bool = False) -> str:
     """The trigger that applies changes to table ``t``: LWW into the clock, then rebuild the row.
 
     The primary's clock keeps each winning value decoded, so rebuilding a

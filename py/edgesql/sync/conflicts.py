@@ -1,0 +1,68 @@
+"""Edits of this device that lost, as the app reads them: ``await db.conflicts()``.
+
+A device's own edit can lose three ways: overwritten by a later write on another
+device, erased by a delete that wins, or rejected by the primary (a constraint, a
+permission, a stamp from the future). The sync programs record each one in
+``_edgesql_conflicts`` (constraints.py); this module reads them back with the
+values decoded, for a notice such as "Your edit to 'Buy milk' was overwritten".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .codec import decode
+
+__all__ = ["Conflict", "conflicts_sql", "dismiss_sql", "parse_key"]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One of this device's edits that lost.
+
+    ``kind`` is ``overwritten``, ``deleted`` or ``rejected``; ``key`` the row's
+    primary key values; ``col`` the column (None for a whole row); ``mine`` what
+    this device had and ``theirs`` what won (None for a rejection); ``writer`` the
+    replica whose change won; ``reason`` why the primary refused a rejected one.
+    """
+
+    id: int
+    at: str
+    kind: str
+    tbl: str
+    pk: str
+    key: tuple[Any, ...]
+    col: str | None
+    mine: Any
+    theirs: Any
+    writer: str | None
+    reason: str | None
+
+
+def parse_key(pk: str) -> tuple[Any, ...]:
+    """A canonical key (``["tHEX", "i42", "bHEX"]``) as Python values."""
+    out: list[Any] = []
+    for part in json.loads(pk):
+        tag, body = part[:1], part[1:]
+        out.append(int(body) if tag == "i" else bytes.fromhex(body).decode() if tag == "t" else bytes.fromhex(body))
+    return tuple(out)
+
+
+def conflicts_sql(include_dismissed: bool) -> str:
+    """The query :meth:`Connection.conflicts` runs (values decoded by the codec's SQL)."""
+    where = "" if include_dismissed else "WHERE dismissed = 0"
+    return (
+        f"SELECT id, at, kind, tbl, pk, col, {decode('mine')} AS mine, {decode('theirs')} AS theirs, writer, reason "
+        f"FROM _edgesql_conflicts {where} ORDER BY id"
+    )
+
+
+def dismiss_sql() -> str:
+    """Mark conflicts seen (``?``: a JSON array of ids)."""
+    return "UPDATE _edgesql_conflicts SET dismissed = 1 WHERE id IN (SELECT value FROM json_each(?))"
+
+
+def from_row(r: Any) -> Conflict:
+    return Conflict(r[0], r[1], r[2], r[3], r[4], parse_key(r[4]), r[5], r[6], r[7], r[8], r[9])
