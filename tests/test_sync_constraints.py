@@ -31,7 +31,9 @@ TABLES = ["projects", "tasks", "notes", "comments", "tags"]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "d1-local"])
-def primary(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrimaryServer]:
+def primary(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrimaryServer]:
     base = tmp_path_factory.mktemp(f"constraints-{request.param}")
     (base / "schema.sql").write_text(SCHEMA)
     server = start_server(
@@ -90,7 +92,12 @@ def test_a_child_written_offline_under_a_parent_deleted_elsewhere(primary: Prima
         mine = [c for c in conflicts if c.pk == f'["t{t2.encode().hex().upper()}"]']
         assert mine and mine[0].kind == "rejected" and "FOREIGN KEY" in (mine[0].reason or "")
         # The cascade is in the log as the primary's own change, for every device.
-        assert primary.query("SELECT count(*) FROM _edgesql_changes WHERE replica = '~cascade' AND tbl = 'tasks'")[0][0] >= 1
+        assert (
+            primary.query(
+                "SELECT count(*) FROM _edgesql_changes WHERE replica = '~cascade' AND tbl = 'tasks'"
+            )[0][0]
+            >= 1
+        )
         await a.close()
         await b.close()
 
@@ -147,7 +154,9 @@ def test_a_rejected_parent_insert_takes_its_children_with_it(primary: PrimarySer
         # (a name clash on tags is the only constraint here: use a parent that cannot land).
         await b.execute("INSERT INTO projects VALUES (?, 'doomed')", (p,))
         await b.execute("INSERT INTO tasks VALUES (?, ?, 'child of doomed')", (ids("t"), p))
-        await b.execute("INSERT INTO notes VALUES (?, (SELECT max(id) FROM tasks), 'grandchild')", (ids("n"),))
+        await b.execute(
+            "INSERT INTO notes VALUES (?, (SELECT max(id) FROM tasks), 'grandchild')", (ids("n"),)
+        )
         # The primary refuses the project insert (a CHECK the device does not have: its
         # stamp from the future, as a device whose clock ran ahead would make it).
         await b.execute(
@@ -165,7 +174,9 @@ def test_a_rejected_parent_insert_takes_its_children_with_it(primary: PrimarySer
     run(check())
 
 
-def test_restrict_refuses_a_delete_from_a_device_that_did_not_see_the_new_child(primary: PrimaryServer) -> None:
+def test_restrict_refuses_a_delete_from_a_device_that_did_not_see_the_new_child(
+    primary: PrimaryServer,
+) -> None:
     async def check() -> None:
         a, b = await replica(primary), await replica(primary)
         p, t = ids("p"), ids("t")

@@ -559,9 +559,9 @@ def test_a_change_that_can_never_be_sent_is_rejected_here_and_the_rest_flows(pri
         ids = [r[0] for r in (await a.execute("SELECT id FROM items WHERE id LIKE 'unsendable-%'")).rows]
         assert ids == ["unsendable-after"]
         await b.sync()
-        assert [r[0] for r in (await b.execute("SELECT id FROM items WHERE id LIKE 'unsendable-%'")).rows] == [
-            "unsendable-after"
-        ]
+        assert [
+            r[0] for r in (await b.execute("SELECT id FROM items WHERE id LIKE 'unsendable-%'")).rows
+        ] == ["unsendable-after"]
         assert primary.query("SELECT id FROM items WHERE id LIKE 'unsendable-%'") == [("unsendable-after",)]
         await a.close()
         await b.close()

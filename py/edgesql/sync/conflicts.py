@@ -46,7 +46,9 @@ def parse_key(pk: str) -> tuple[Any, ...]:
     out: list[Any] = []
     for part in json.loads(pk):
         tag, body = part[:1], part[1:]
-        out.append(int(body) if tag == "i" else bytes.fromhex(body).decode() if tag == "t" else bytes.fromhex(body))
+        out.append(
+            int(body) if tag == "i" else bytes.fromhex(body).decode() if tag == "t" else bytes.fromhex(body)
+        )
     return tuple(out)
 
 
