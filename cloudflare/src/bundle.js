@@ -31,6 +31,7 @@ import bundleText from "../generated/bundle.json";
  * @property {{replica: string, register: string, check: string, push: string, pull: string,
  *   snapshot: string, log_end: string, server_hlc: string}} sql
  * @property {Limits} protocol
+ * @property {Record<string, string> | null} [access] the access rules' statements (accesssql.py), or null
  */
 
 /** The bundle layout this Worker understands. */

@@ -121,7 +121,8 @@ export class D1Primary {
     this.bundle = bundle;
     this.sql = bundle.sql;
     this.queryLimit = queryLimit;
-    /** Statements around each push batch: the user's session, with access rules. */
+    /** @type {{before: Statement[], after: Statement[]}} the user's session around each push
+     *  batch, with access rules */
     this.session = { before: [], after: [] };
   }
 
@@ -205,7 +206,7 @@ export class D1Primary {
       // (Read once: `done` is known after the snapshot page ran.)
       const out = pull.read(pulled);
       pull = { ...pull, read: () => out };
-      if (accessPull.done) {
+      if (accessPull.done && access) {
         // The buckets sent are now the replica's. A query of its own: whether the snapshot is
         // done is known only now. Lost, a later request sends the snapshot again (harmless).
         budget.take();
@@ -244,7 +245,7 @@ export class D1Primary {
     let snap = req.snapshot;
     if (snap === null && req.cursor < horizon) {
       // The log before the horizon holds values from before a migration: start from the state.
-      snap = { at: null, tbl: "", pk: "" };
+      snap = { at: null, tbl: "", pk: "", bucket: "" };
     }
     if (snap === null) {
       const scan = this.bundle.protocol.pull_scan_rows;

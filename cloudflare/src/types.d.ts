@@ -9,4 +9,5 @@ declare module "*.json" {
 // JSON.parse source text access (ES2025, in workerd): a raw JSON value for JSON.stringify.
 interface JSON {
   rawJSON(text: string): unknown;
+  isRawJSON(value: unknown): boolean;
 }
