@@ -38,12 +38,37 @@ export const RULES = Object.freeze({
       "status": 409,
       "error": "schema_behind",
       "do": "migrate"
+    },
+    {
+      "status": 403,
+      "error": "replica_user",
+      "do": "reset"
+    },
+    {
+      "status": 401,
+      "error": "token_expired",
+      "do": "reauth"
+    },
+    {
+      "status": 401,
+      "error": "bad_token",
+      "do": "reauth"
+    },
+    {
+      "status": 401,
+      "error": "unauthorized",
+      "do": "reauth"
+    },
+    {
+      "status": 401,
+      "error": "sign_in",
+      "do": "reauth"
     }
   ]
 });
 
 /**
- * What to do with a non-200 answer: 'rotate', 'migrate' or 'fail'.
+ * What to do with a non-200 answer: 'rotate', 'migrate', 'reset', 'reauth' or 'fail'.
  * @param {number} status @param {string | null} error @returns {string}
  */
 export function reaction(status, error) {

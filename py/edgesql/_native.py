@@ -558,13 +558,16 @@ async def open_native_backend(path: str, **options: Any) -> NativeBackend:
     With ``sync_url`` the database becomes a replica of that primary: its
     schema comes from the primary, and writes sync in the background every
     ``sync_interval`` seconds and soon after each write (``None``: only on
-    ``await db.sync()``). ``transport`` replaces the HTTP client (tests use
-    it to inject faults).
+    ``await db.sync()``). ``auth`` is the app's token provider: a function (or
+    coroutine function) giving the user's current token, asked at start and
+    again when the primary refuses a token (``auth_token`` is a fixed one).
+    ``transport`` replaces the HTTP client (tests use it to inject faults).
     """
     known = {
         "schema",
         "sync_url",
         "auth_token",
+        "auth",
         "sync_interval",
         "transport",
         "durability",
@@ -586,6 +589,7 @@ async def open_native_backend(path: str, **options: Any) -> NativeBackend:
             interval=options.get("sync_interval", 30.0),
             on_change=backend.emit,
             when_idle=backend.when_idle,
+            auth=options.get("auth"),
         )
         try:
             await replica.start()

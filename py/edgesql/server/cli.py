@@ -23,6 +23,7 @@ from pathlib import Path
 
 import uvicorn
 
+from ..sync.buckets import Access, load_access
 from ..sync.schema import SchemaError, load_migrations
 from .app import ROOT, ServerConfig, create_app
 from .connections import (
@@ -34,12 +35,17 @@ from .connections import (
     connection_cap,
     raise_open_file_limit,
 )
+from .devtokens import dev_token_routes
 from .front import FrontConfig
 from .hosts import HostPolicy, check_origin, is_local_host
+from .identity import DevIdentity, Identity, JwtIdentity
 from .primary import Primary
 from .ratelimit import DEFAULT_RATE, RateLimiter, parse_rate
 from .sync_routes import SYNC_THREADS, sync_routes
 from .tokens import TOKEN_ENV, TokenError, check_token, parse_token_list
+
+#: Where the JWT secret can come from without showing in `ps`.
+JWT_SECRET_ENV = "EDGESQL_JWT_SECRET"
 
 DEFAULT_SCHEMA = ROOT / "web" / "app" / "schema"
 
@@ -91,6 +97,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="requests a client may make at once before --rate-limit applies (default: 2 seconds' worth)",
     )
+    jwt = p.add_argument_group(
+        "users (with access rules in the schema folder's access.sql: who the user is, from a signed JWT)"
+    )
+    jwt.add_argument(
+        "--jwt-secret",
+        default=None,
+        metavar="SECRET",
+        help=f"HS256 tokens signed with this secret (or ${JWT_SECRET_ENV}, which keeps it out of the process list)",
+    )
+    jwt.add_argument(
+        "--jwt-key", type=Path, default=None, metavar="FILE", help="EdDSA/ES256/RS256 public key (PEM)"
+    )
+    jwt.add_argument(
+        "--jwks",
+        default=None,
+        metavar="FILE_OR_URL",
+        help="the identity provider's JWKS document (file or URL)",
+    )
+    jwt.add_argument("--jwt-audience", default=None, metavar="AUD", help="the `aud` tokens must carry")
+    jwt.add_argument("--jwt-issuer", default=None, metavar="ISS", help="the `iss` tokens must carry")
     p.add_argument(
         "--primary",
         choices=["sqlite", "d1-local", "turso", "turso-local"],
@@ -193,6 +219,37 @@ def default_rate(host: str) -> float:
     return 0.0 if is_local_host(host) else DEFAULT_RATE
 
 
+def user_identity(
+    args: argparse.Namespace, access: Access | None
+) -> tuple[Identity | None, DevIdentity | None]:
+    """Who /sync's callers are: JWTs when set up; on loopback, with access rules and no JWT
+    settings, development tokens for any name; else the static tokens (None)."""
+    try:
+        jwt = JwtIdentity.from_options(
+            args.jwt_secret or os.environ.get(JWT_SECRET_ENV),
+            args.jwt_key,
+            args.jwks,
+            args.jwt_audience,
+            args.jwt_issuer,
+        )
+    except OSError as e:
+        sys.exit(f"serve.py: cannot read --jwt-key: {e}")
+    if jwt is not None or access is None:
+        return jwt, None
+    if not is_local_host(args.host):
+        sys.exit(
+            "serve.py: the schema has access rules (access.sql), so /sync must know each user: give "
+            "--jwt-secret, --jwt-key or --jwks (the identity provider's keys)"
+        )
+    dev = DevIdentity()
+    print(
+        'edgesql: development sign-in: POST /dev/token {"user": NAME} gives a 15-minute token for any name '
+        "(loopback only, never for production: give --jwt-secret, --jwt-key or --jwks for real users)",
+        flush=True,
+    )
+    return dev, dev
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     env_tokens = os.environ.get(TOKEN_ENV)
@@ -227,8 +284,14 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     rate = args.rate_limit if args.rate_limit is not None else default_rate(args.host)
+    try:
+        access = load_access(args.schema)
+    except SchemaError as e:
+        sys.exit(f"serve.py: {e}")
+    identity, dev = user_identity(args, access)
     front = FrontConfig(
         tokens=tokens,
+        identity=identity,
         limiter=RateLimiter(rate, args.rate_burst) if rate else None,
         allowed_origins=frozenset(args.allowed_origin),
         limits=limits,
@@ -258,9 +321,11 @@ def main(argv: list[str] | None = None) -> None:
 
             routes = start_turso_local(args.data, migrations, tokens).routes(front)
         else:
-            routes = sync_routes(Primary(args.data / "primary.db", migrations), front)
+            routes = sync_routes(Primary(args.data / "primary.db", migrations, access), front)
     except SchemaError as e:
         sys.exit(f"serve.py: {e}")
+    if dev is not None:
+        routes = [*routes, *dev_token_routes(dev)]
     app = create_app(ServerConfig(data_dir=args.data, hosts=hosts), extra_routes=routes)
     # Listen before saying so: a client that connects right after the URL is
     # printed waits in the backlog instead of being refused.

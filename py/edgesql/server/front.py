@@ -36,11 +36,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..sync.protocol import MAX_REQUEST_BYTES
+from ..sync.protocol import MAX_REQUEST_BYTES, ProtocolError
 from .connections import ConnectionLimits
 from .hosts import origin_allowed
+from .identity import Identity, StaticIdentity
 from .ratelimit import RateLimiter, retry_after_header
-from .tokens import TokenSet
 
 __all__ = ["MAX_ADMITTED", "Answer", "FrontConfig", "SyncBackend", "front_routes", "is_json"]
 
@@ -75,6 +75,8 @@ class FrontConfig:
     """What the door checks, and the pool the primary's work runs on."""
 
     tokens: Sequence[str] = ()
+    #: Who may call, and as whom (identity.py): the static tokens unless JWTs are set up.
+    identity: Identity | None = None
     limiter: RateLimiter | None = None
     allowed_origins: frozenset[str] = frozenset()
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
@@ -97,7 +99,7 @@ class _Door:
     def __init__(self, backend: SyncBackend, config: FrontConfig) -> None:
         self.backend = backend
         self.config = config
-        self.tokens = TokenSet(config.tokens)
+        self.identity: Identity = config.identity or StaticIdentity(config.tokens)
         self.admitted = 0
         self._pool: anyio.CapacityLimiter | None = None
 
@@ -122,7 +124,11 @@ class _Door:
                 "are refused): serve the app from this server, or start serve.py with --allowed-origin ORIGIN"
             )
             return _error(403, "forbidden_origin", message, {"vary": "Origin"})
-        caller = self.tokens.caller(h.get("authorization"))
+        try:
+            caller: str | None = self.identity.caller(h.get("authorization")).id
+            refused = None
+        except ProtocolError as e:
+            caller, refused = None, e
         if self.config.limiter is not None:
             ip = request.client.host if request.client else "?"
             wait = self.config.limiter.take(f"{caller or 'unauthorized'}@{ip}")
@@ -130,12 +136,8 @@ class _Door:
                 retry = retry_after_header(wait)
                 message = f"too many requests from this client: retry in {retry} s (Retry-After)"
                 return _error(429, "rate_limited", message, {"retry-after": retry})
-        if caller is None:
-            return _error(
-                401,
-                "unauthorized",
-                "send the app's token as 'Authorization: Bearer <token>' (connect(auth_token=...))",
-            )
+        if refused is not None:
+            return _error(refused.status, refused.code, refused.message)
         return None
 
     def too_large(self) -> Response:

@@ -23,8 +23,8 @@ from starlette.routing import BaseRoute
 
 from ..sync.protocol import MAX_REQUEST_BYTES, ProtocolError, parse_request
 from .front import Answer, FrontConfig, front_routes
+from .identity import Caller, Identity, StaticIdentity
 from .primary import Primary
-from .tokens import TokenSet
 
 __all__ = ["SYNC_THREADS", "SyncHandler", "sync_routes"]
 
@@ -37,47 +37,47 @@ SYNC_THREADS = 4
 class SyncHandler:
     """The sync endpoints of one primary, as functions from request to (status, body)."""
 
-    def __init__(self, primary: Primary, tokens: Sequence[str] = ()) -> None:
+    def __init__(
+        self, primary: Primary, tokens: Sequence[str] = (), identity: Identity | None = None
+    ) -> None:
         self.primary = primary
-        self._tokens = TokenSet(tokens)
+        self.identity: Identity = identity or StaticIdentity(tokens)
 
-    def caller(self, authorization: str | None) -> str | None:
-        """Who is calling: ``"token<i>"`` for the i-th token, ``"anyone"`` when none is
-        required, ``None`` when the Authorization header carries no token that matches."""
-        return self._tokens.caller(authorization)
+    def caller(self, authorization: str | None) -> Caller:
+        """Who is calling (identity.py); ProtocolError 401 when nobody the primary accepts."""
+        return self.identity.caller(authorization)
 
     def authorized(self, authorization: str | None) -> bool:
-        """Does the Authorization header carry one of the tokens (or are none required)?"""
-        return self.caller(authorization) is not None
-
-    def _unauthorized(self) -> tuple[int, bytes]:
-        return _error(
-            ProtocolError(
-                401,
-                "unauthorized",
-                "send the app's token as 'Authorization: Bearer <token>' (connect(auth_token=...))",
-            )
-        )
+        """Does the Authorization header carry a token the primary accepts (or is none required)?"""
+        try:
+            self.caller(authorization)
+        except ProtocolError:
+            return False
+        return True
 
     def schema(self, authorization: str | None) -> tuple[int, bytes]:
         """``GET /sync/schema``: the schema document."""
-        if not self.authorized(authorization):
-            return self._unauthorized()
+        try:
+            self.caller(authorization)
+        except ProtocolError as e:
+            return _error(e)
         return 200, self.primary.schema_doc.encode()
 
     def sync(self, authorization: str | None, raw: bytes) -> tuple[int, bytes]:
         """``POST /sync``: apply a push, answer with a pull page."""
-        if not self.authorized(authorization):
-            return self._unauthorized()
+        try:
+            user = self.caller(authorization).user
+        except ProtocolError as e:
+            return _error(e)
         if len(raw) > MAX_REQUEST_BYTES:
             return _error(
                 ProtocolError(413, "too_large", f"a sync request is at most {MAX_REQUEST_BYTES} bytes")
             )
         with _gc_paused():
             # _sync's frame, and with it the decoded body, is gone before the collector is back.
-            return self._sync(raw)
+            return self._sync(raw, user)
 
-    def _sync(self, raw: bytes) -> tuple[int, bytes]:
+    def _sync(self, raw: bytes, user: str | None = None) -> tuple[int, bytes]:
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
@@ -88,7 +88,7 @@ class SyncHandler:
                 ProtocolError(400, "bad_json", "the body is not JSON a primary reads: nested too deeply")
             )
         try:
-            result = self.primary.sync(parse_request(body))
+            result = self.primary.sync(parse_request(body), user)
         except ProtocolError as e:
             return _error(e)
         return 200, result.body.encode()
@@ -155,4 +155,4 @@ class _Embedded:
 
 def sync_routes(primary: Primary, front: FrontConfig) -> list[BaseRoute]:
     """The routes of the sync protocol, bound to ``primary``, behind the door ``front`` describes."""
-    return front_routes(_Embedded(SyncHandler(primary, front.tokens)), front)
+    return front_routes(_Embedded(SyncHandler(primary, front.tokens, front.identity)), front)

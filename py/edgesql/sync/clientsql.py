@@ -115,7 +115,7 @@ def setup_sql() -> list[str]:
         # The key proves to the primary that this device owns its replica id (protocol v2);
         # snapshot: NULL while pulling the log, else where the snapshot being taken stands.
         "CREATE TABLE IF NOT EXISTS _edgesql_replica (id INTEGER PRIMARY KEY CHECK (id = 1), "
-        "key TEXT NOT NULL, snapshot TEXT)",
+        "key TEXT NOT NULL, snapshot TEXT, user TEXT)",
         "INSERT OR IGNORE INTO _edgesql_replica (id, key) VALUES (1, lower(hex(randomblob(16))))",
         # With access rules: the bucket each row this replica holds is in (dropped with it).
         "CREATE TABLE IF NOT EXISTS _edgesql_rowbucket (tbl TEXT NOT NULL, pk TEXT NOT NULL, bucket TEXT, "
@@ -683,6 +683,26 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         **migrating,
         # Params :buckets: the buckets this user lost (the answer's "drop").
         "drop_buckets": _drop_buckets(schema) if schema.access is not None else [],
+        # Another user signed in on this device: the previous user's rows go (not captured),
+        # their pending writes land in _edgesql_rejected ("signed_out", nothing silently lost),
+        # and the database starts as a new replica. Params :user, the new user.
+        "reset_user": [
+            "UPDATE _edgesql_state SET applying = 1 WHERE id = 1",
+            "INSERT OR REPLACE INTO _edgesql_rejected (seq, tbl, pk, hlc, cells, code, reason) "
+            "SELECT seq, tbl, pk, hlc, cells, 'signed_out', 'written by ' || coalesce(quote((SELECT user FROM "
+            "_edgesql_replica WHERE id = 1)), 'another user') || ', who signed out of this device before it synced' "
+            "FROM _edgesql_outbox",
+            "DELETE FROM _edgesql_outbox",
+            "PRAGMA defer_foreign_keys = ON",
+            *(f"DELETE FROM {quote_ident(t.name)}" for t in reversed(topological(schema))),
+            "DELETE FROM _edgesql_clock",
+            "DELETE FROM _edgesql_rowbucket",
+            "DELETE FROM _edgesql_conflicts",
+            "UPDATE _edgesql_state SET replica = lower(hex(randomblob(16))), cursor = 0, applying = 0 WHERE id = 1",
+            "UPDATE _edgesql_replica SET key = lower(hex(randomblob(16))), snapshot = NULL, user = :user WHERE id = 1",
+        ],
+        # Params :user: who this replica's data belongs to (set when a user first syncs).
+        "set_user": ["UPDATE _edgesql_replica SET user = :user WHERE id = 1"],
     }
 
 

@@ -20,6 +20,8 @@ Failures never lose or reorder the outbox.
 from __future__ import annotations
 
 import asyncio
+import base64
+import inspect
 import json
 import logging
 import random
@@ -43,6 +45,20 @@ NOT_UTF8 = (
 )
 
 
+def token_user(token: str | None) -> str | None:
+    """The user a JWT names (its ``sub``), read without checking it (the primary checks);
+    None for a token that is not a JWT (a static app token)."""
+    parts = (token or "").split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) else None
+
+
 def schema_url(sync_url: str) -> str:
     """Where the schema document lives: ``<sync_url>/schema``."""
     return sync_url.rstrip("/") + "/schema"
@@ -64,6 +80,7 @@ class NativeReplica:
         interval: float | None = 30.0,
         on_change: Callable[[set[str]], None] | None = None,
         when_idle: Callable[[], Awaitable[None]] = _always_idle,
+        auth: Callable[[], str | Awaitable[str]] | None = None,
     ) -> None:
         if not sync_url.startswith(("http://", "https://")):
             raise SyncError(
@@ -72,6 +89,8 @@ class NativeReplica:
         self._conn = conn
         self.url = sync_url
         self._token = auth_token
+        # The app's token provider: asked at start, and again when the primary refuses the token.
+        self._auth = auth
         self._transport = transport or HttpTransport()
         self._interval = interval
         self._on_change = on_change
@@ -84,12 +103,16 @@ class NativeReplica:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._reauthed = False
 
     # -- schema ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Fetch (or, offline, reuse) the schema, then start background sync if asked."""
+        if self._auth is not None:
+            await self._refresh_token()
         await self.ensure_schema()
+        await self._check_user()
         if self._interval:
             self._task = asyncio.create_task(self._background(), name="edgesql-sync")
 
@@ -97,6 +120,9 @@ class NativeReplica:
         """Migrate to the primary's schema if it moved on; offline, use the cached one."""
         try:
             resp = await self._transport.request("GET", schema_url(self.url), None, self._headers())
+            if resp.status == 401 and self._auth is not None:
+                await self._refresh_token()
+                resp = await self._transport.request("GET", schema_url(self.url), None, self._headers())
         except OSError as e:
             self._online = False
             if cached_doc(self._conn) is None:
@@ -126,6 +152,40 @@ class NativeReplica:
             await self._when_idle()
             apply_schema_doc(self._conn, doc, cached)
         self._load_programs()
+
+    async def _refresh_token(self) -> None:
+        """Ask the app's token provider for a token (it may be a coroutine function)."""
+        assert self._auth is not None
+        token = self._auth()
+        if inspect.isawaitable(token):
+            token = await token
+        if not isinstance(token, str) or not token:
+            raise SyncError("the token provider (connect(auth=...)) gave no token", code="unauthorized")
+        self._token = token
+
+    async def _check_user(self) -> None:
+        """A token for another user than this database's: that user's data goes, and the
+        database starts as a new replica (it says so) — before anything is sent or shown."""
+        user = token_user(self._token)
+        if user is None or "reset_user" not in self._programs:
+            return
+        (was,) = self._conn.execute("SELECT user FROM _edgesql_replica WHERE id = 1").fetchone()
+        if was == user:
+            return
+        await self._when_idle()
+        if was is None:
+            self._atomic(lambda: self._run("set_user", {"user": user}))
+            return
+        log.warning(
+            "edgesql: %r signed in on this database of %r: %r's data is removed here (unsent writes kept in "
+            "_edgesql_rejected) and it starts again as a new replica",
+            user,
+            was,
+            was,
+        )
+        self._atomic(lambda: self._run("reset_user", {"user": user}))
+        if self._on_change:
+            self._on_change({"*"})
 
     def _load_programs(self) -> None:
         rows = self._conn.execute("SELECT name, sql FROM _edgesql_sql").fetchall()
@@ -263,6 +323,19 @@ class NativeReplica:
                 self._atomic(lambda: self._run("rotate", {}))
                 log.warning("edgesql: replica id %s: %s; now %s", replica, err, self._state()[0])
                 return 0, 0, True
+            if todo == "reauth" and self._auth is not None and not self._reauthed:
+                # The token expired or was refused: the provider's next one, once per round.
+                self._reauthed = True
+                await self._refresh_token()
+                await self._check_user()
+                return 0, 0, True
+            if todo == "reset":
+                await self._when_idle()
+                self._atomic(lambda: self._run("reset_user", {"user": token_user(self._token)}))
+                log.warning("edgesql: %s; this device starts again as a new replica of this user", err)
+                if self._on_change:
+                    self._on_change({"*"})
+                return 0, 0, True
             if todo == "migrate":
                 await self.ensure_schema()
                 if self._state()[2] == _version:
@@ -340,6 +413,7 @@ class NativeReplica:
         """Push everything pending and pull everything new."""
         async with self._lock:
             pushed = pulled = 0
+            self._reauthed = False
             try:
                 while True:
                     p, q, more = await self.round()

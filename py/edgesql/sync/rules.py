@@ -50,12 +50,21 @@ RULES: dict[str, Any] = {
         {"status": 409, "error": "replica_conflict", "do": "rotate"},
         {"status": 403, "error": "replica_forbidden", "do": "rotate"},
         {"status": 409, "error": "schema_behind", "do": "migrate"},
+        # Another user signed in on this device: the previous user's data goes from it, and
+        # it starts as a new replica ("reset").
+        {"status": 403, "error": "replica_user", "do": "reset"},
+        # The token expired or was refused: ask the app's token provider (connect(auth=...))
+        # for a new one and try once more ("reauth"; without a provider, fail).
+        {"status": 401, "error": "token_expired", "do": "reauth"},
+        {"status": 401, "error": "bad_token", "do": "reauth"},
+        {"status": 401, "error": "unauthorized", "do": "reauth"},
+        {"status": 401, "error": "sign_in", "do": "reauth"},
     ],
 }
 
 
 def reaction(status: int, error: str | None) -> str:
-    """What to do with a non-200 answer: ``rotate``, ``migrate`` or ``fail``."""
+    """What to do with a non-200 answer: ``rotate``, ``migrate``, ``reset``, ``reauth`` or ``fail``."""
     for r in RULES["reactions"]:
         if r["status"] == status and r["error"] == error:
             return str(r["do"])
@@ -83,7 +92,7 @@ def render_js() -> str:
         "// Generated from py/edgesql/sync/rules.py by `python -m edgesql gen-rules`: do not edit.\n"
         "// What the browser's sync loop and the CPython replica must agree on (see rules.py).\n\n"
         f"export const RULES = Object.freeze({json.dumps(RULES, indent=2)});\n\n"
-        "/**\n * What to do with a non-200 answer: 'rotate', 'migrate' or 'fail'.\n"
+        "/**\n * What to do with a non-200 answer: 'rotate', 'migrate', 'reset', 'reauth' or 'fail'.\n"
         " * @param {number} status @param {string | null} error @returns {string}\n */\n"
         "export function reaction(status, error) {\n"
         "  const r = RULES.reactions.find((x) => x.status === status && x.error === error);\n"
