@@ -16,7 +16,8 @@
 //
 // Configuration comes from the environment, else from cloudflare/.dev.vars:
 // EDGESQL_TOKEN, EDGESQL_ALLOWED_ORIGIN, EDGESQL_ALLOW_ANONYMOUS, EDGESQL_D1_QUERY_LIMIT,
-// EDGESQL_TURSO_TOKEN, EDGESQL_TURSO_TIMEOUT_MS.
+// EDGESQL_TURSO_TOKEN, EDGESQL_TURSO_TIMEOUT_MS, and the users' JWT settings (src/jwt.js):
+// EDGESQL_JWT_SECRET, EDGESQL_JWT_KEY, EDGESQL_JWKS, EDGESQL_JWT_AUDIENCE, EDGESQL_JWT_ISSUER.
 // `serve.py --primary d1-local` starts it with --exit-on-stdin-eof and keeps its
 // stdin open: when serve.py dies, however it dies, the pipe closes and this exits.
 
@@ -24,6 +25,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { applyMigrations } from "./local/migrate.mjs";
 import { HranaDatabase } from "./src/hrana.js";
@@ -37,6 +39,11 @@ const VARS = [
   "EDGESQL_D1_QUERY_LIMIT",
   "EDGESQL_TURSO_TOKEN",
   "EDGESQL_TURSO_TIMEOUT_MS",
+  "EDGESQL_JWT_SECRET",
+  "EDGESQL_JWT_KEY",
+  "EDGESQL_JWKS",
+  "EDGESQL_JWT_AUDIENCE",
+  "EDGESQL_JWT_ISSUER",
 ];
 
 /** @param {string} text a .dev.vars file: KEY=VALUE lines, # comments */
@@ -56,6 +63,28 @@ function wranglerSetting(key) {
   const m = new RegExp(`^${key}\\s*=\\s*"([^"]*)"`, "m").exec(toml);
   if (!m) throw new Error(`wrangler.toml has no ${key}`);
   return m[1];
+}
+
+/**
+ * The npm packages the Worker imports (jose), each as one ES module named as imported: what
+ * wrangler's bundling does at deploy, done here for Miniflare, which runs the files as they are.
+ * @returns {Promise<{type: "ESModule", path: string, contents: string}[]>}
+ */
+async function packageModules() {
+  return Promise.all(
+    ["jose"].map(async (name) => {
+      const out = await build({
+        stdin: { contents: `export * from "${name}";`, resolveDir: HERE },
+        bundle: true,
+        format: "esm",
+        platform: "browser",
+        write: false,
+        logLevel: "silent",
+      });
+      // workerd resolves a bare `import ... from "jose"` in src/*.js as the module src/jose.
+      return { type: /** @type {const} */ ("ESModule"), path: join(HERE, "src", name), contents: out.outputFiles[0].text };
+    }),
+  );
 }
 
 /** @param {string} dir @returns {string[]} every .js file under dir */
@@ -93,6 +122,7 @@ async function main() {
     modules: [
       { type: "ESModule", path: main },
       ...sources.map((path) => ({ type: /** @type {const} */ ("ESModule"), path })),
+      ...(await packageModules()),
       // The bundle for the schema being served (serve.py generates one per --schema).
       { type: "Text", path: join(HERE, "generated", "bundle.json"), contents: readFileSync(args.bundle, "utf8") },
     ],

@@ -17,6 +17,7 @@
 //   EDGESQL_D1_QUERY_LIMIT  D1 queries per invocation: 1000 (Paid, default) or 50 (Free)
 
 import { authorized, readTokens } from "./auth.js";
+import { jwtCaller, jwtConfigured } from "./jwt.js";
 import { BUNDLE } from "./bundle.js";
 import { allowedOrigins, corsHeaders, originRefusal, preflight } from "./cors.js";
 import { decodeBody, readBody, requireJson } from "./http.js";
@@ -35,6 +36,11 @@ import { ProtocolError, parseRequest } from "./protocol.js";
  * @property {string} [EDGESQL_ALLOWED_ORIGIN]
  * @property {string} [EDGESQL_ALLOW_ANONYMOUS]
  * @property {string} [EDGESQL_D1_QUERY_LIMIT]
+ * @property {string} [EDGESQL_JWT_SECRET]
+ * @property {string} [EDGESQL_JWT_KEY]
+ * @property {string} [EDGESQL_JWKS]
+ * @property {string} [EDGESQL_JWT_AUDIENCE]
+ * @property {string} [EDGESQL_JWT_ISSUER]
  */
 
 const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
@@ -95,6 +101,23 @@ async function checkMigrated(db, name) {
 }
 
 /**
+ * Who is calling: the user a JWT names (src/jwt.js) when JWTs are set up, else null after
+ * the static tokens let the caller in (auth.js). ProtocolError 401 otherwise.
+ * @param {Request} request @param {Env} env @param {string[]} tokens
+ * @returns {Promise<string | null>}
+ */
+async function callerUser(request, env, tokens) {
+  const authorization = request.headers.get("authorization");
+  if (jwtConfigured(env)) return (await jwtCaller(authorization, env)).user;
+  if (await authorized(authorization, tokens)) return null;
+  throw new ProtocolError(
+    401,
+    "unauthorized",
+    "send the app's token as 'Authorization: Bearer <token>' (connect(auth_token=...))",
+  );
+}
+
+/**
  * @param {Request} request
  * @param {Env} env
  * @returns {Promise<Response>}
@@ -115,22 +138,14 @@ async function handle(request, env) {
   }
   const foreign = originRefusal(request, origins);
   if (foreign) return error(foreign, cors);
-  const configured = readTokens(env);
+  // Users with JWTs (src/jwt.js), or the app's static tokens.
+  const configured = jwtConfigured(env) ? { tokens: [] } : readTokens(env);
   if ("problem" in configured) return error(new ProtocolError(500, "not_configured", configured.problem), cors);
   const unusable = databaseProblem(env);
   if (unusable) return error(new ProtocolError(500, "not_configured", unusable), cors);
-  if (!(await authorized(request.headers.get("authorization"), configured.tokens))) {
-    return error(
-      new ProtocolError(
-        401,
-        "unauthorized",
-        "send the app's token as 'Authorization: Bearer <token>' (connect(auth_token=...))",
-      ),
-      cors,
-    );
-  }
   const { db, name } = openDatabase(env);
   try {
+    const user = await callerUser(request, env, configured.tokens);
     if (route === "schema") {
       await checkMigrated(db, name);
       return reply(200, BUNDLE.schema_doc, cors);
@@ -143,7 +158,7 @@ async function handle(request, env) {
     }
     const req = parseRequest(decodeBody(raw), limits);
     const used = await checkMigrated(db, name);
-    const body = await new D1Primary(db, BUNDLE, queryLimit(env) - used).sync(req);
+    const body = await new D1Primary(db, BUNDLE, queryLimit(env) - used).sync(req, user);
     return reply(200, body, cors);
   } catch (e) {
     if (e instanceof ProtocolError) return error(e, cors);

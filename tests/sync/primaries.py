@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import apsw
 from tests.conftest import Server
 from tests.sync.wire import envelope
 
@@ -69,9 +70,17 @@ class PrimaryServer:
 
         ``raw_text``: TEXT comes back as bytes, so text that is not UTF-8 can be read too.
         """
+        if not raw_text:
+            # apsw: the primaries' own SQLite, which reads every trigger they write (an
+            # expression in RAISE needs 3.47; the stdlib's may be older).
+            db = apsw.Connection(str(self.db_path()), flags=apsw.SQLITE_OPEN_READONLY)
+            db.set_busy_timeout(10_000)
+            try:
+                return [tuple(r) for r in db.execute(sql, params)]
+            finally:
+                db.close()
         conn = sqlite3.connect(f"file:{self.db_path()}?mode=ro", uri=True, timeout=10)
-        if raw_text:
-            conn.text_factory = bytes
+        conn.text_factory = bytes
         try:
             return [tuple(r) for r in conn.execute(sql, params)]
         finally:

@@ -306,20 +306,28 @@ def main(argv: list[str] | None = None) -> None:
     args.data.mkdir(parents=True, exist_ok=True)
     try:
         migrations = load_migrations(args.schema)
+        # The Worker (d1-local, the Turso fronts) checks users as serve.py's door does.
+        worker_env = identity.worker_env() if isinstance(identity, JwtIdentity) else {}
         if args.primary == "d1-local":
             from .d1local import D1Local  # stopped at exit, however serve.py ends
 
-            routes = D1Local.start(args.data, migrations, tokens).routes(front)
+            routes = D1Local.start(
+                args.data, migrations, tokens, access=access, worker_env=worker_env
+            ).routes(front)
         elif args.primary == "turso":
             from .turso import start_turso
 
             if not args.turso_url:
                 sys.exit("serve.py: --primary turso needs --turso-url URL (or use --primary turso-local)")
-            routes = start_turso(args.data, migrations, tokens, args.turso_url).routes(front)
+            routes = start_turso(
+                args.data, migrations, tokens, args.turso_url, access=access, worker_env=worker_env
+            ).routes(front)
         elif args.primary == "turso-local":
             from .turso import start_turso_local
 
-            routes = start_turso_local(args.data, migrations, tokens).routes(front)
+            routes = start_turso_local(
+                args.data, migrations, tokens, access=access, worker_env=worker_env
+            ).routes(front)
         else:
             routes = sync_routes(Primary(args.data / "primary.db", migrations, access), front)
     except SchemaError as e:

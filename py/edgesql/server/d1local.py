@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 from starlette.routing import BaseRoute
 
 from ..sync import d1
+from ..sync.buckets import Access
 from ..sync.schema import Migration
 from .app import ROOT
 from .front import Answer, FrontConfig, front_routes
@@ -89,11 +90,15 @@ class D1Local:
         root: Path = ROOT,
         turso_url: str | None = None,
         turso_token: str = "",
+        access: Access | None = None,
+        worker_env: Mapping[str, str] | None = None,
     ) -> D1Local:
         """Generate the D1 migrations and bundle for ``migrations``, start Miniflare, wait until it serves.
 
         With ``turso_url`` the Worker fronts that Turso (libSQL) database instead of a local D1,
         and the same migrations are applied to it; its files live under ``data``/turso.
+        ``access`` are the schema's access rules; ``worker_env`` the users' JWT settings
+        (identity.JwtIdentity.worker_env), which the Worker checks as serve.py does.
 
         Raises SystemExit with the reason when Node or Miniflare is missing or fails to start.
         """
@@ -106,8 +111,10 @@ class D1Local:
                 "then run `make install` (npm ci)"
             )
         base = (data / kind).resolve()  # node runs in the checkout, not in serve.py's directory
-        d1.write(migrations, base / "migrations", base / "bundle.json")
-        env = {**os.environ}
+        d1.write(migrations, base / "migrations", base / "bundle.json", access)
+        # The Worker checks users exactly as serve.py does: no JWT setting from the shell.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGESQL_JWT", "EDGESQL_JWKS"))}
+        env.update(worker_env or {})
         # No --auth-token means no token, as with the embedded primary (never a token from .dev.vars).
         # A JSON array: a token's spaces stay inside it (the Worker reads "[..." as an array).
         env["EDGESQL_TOKEN"] = json.dumps(list(tokens)) if tokens else ""

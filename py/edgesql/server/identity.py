@@ -120,6 +120,23 @@ class JwtIdentity:
         public = key_file.read_text() if key_file is not None else None
         return cls(secret, public, jwks, audience, issuer)
 
+    def worker_env(self) -> dict[str, str]:
+        """The same check as the Worker's settings (cloudflare/src/jwt.js), for d1-local and
+        the Turso fronts: a JWKS file goes inline, a JWKS URL as it is."""
+        env = {}
+        if self.secret is not None:
+            env["EDGESQL_JWT_SECRET"] = self.secret
+        elif self.public_key is not None:
+            env["EDGESQL_JWT_KEY"] = self.public_key
+        elif self.jwks is not None:
+            is_url = self.jwks.startswith(("https://", "http://"))
+            env["EDGESQL_JWKS"] = self.jwks if is_url else Path(self.jwks).read_text()
+        if self.audience is not None:
+            env["EDGESQL_JWT_AUDIENCE"] = self.audience
+        if self.issuer is not None:
+            env["EDGESQL_JWT_ISSUER"] = self.issuer
+        return env
+
     def caller(self, authorization: str | None) -> Caller:
         token = bearer_token(authorization)
         if token is None:

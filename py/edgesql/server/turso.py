@@ -21,10 +21,11 @@ import atexit
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..sync.buckets import Access
 from ..sync.schema import Migration
 from .d1local import D1Local
 from .sqld import Sqld, SqldError
@@ -50,8 +51,16 @@ def check_url(url: str) -> str:
     return url
 
 
-def start_turso(data: Path, migrations: tuple[Migration, ...], tokens: Sequence[str], url: str) -> D1Local:
-    """The Worker in front of the Turso database at ``url``, migrated to ``migrations``."""
+def start_turso(
+    data: Path,
+    migrations: tuple[Migration, ...],
+    tokens: Sequence[str],
+    url: str,
+    access: Access | None = None,
+    worker_env: Mapping[str, str] | None = None,
+) -> D1Local:
+    """The Worker in front of the Turso database at ``url``, migrated to ``migrations``
+    (``access``, ``worker_env``: as D1Local.start's)."""
     token = os.environ.get(TURSO_TOKEN_ENV, "")
     host = urlsplit(url).hostname or ""
     if not token and host not in ("127.0.0.1", "localhost", "::1"):
@@ -61,10 +70,24 @@ def start_turso(data: Path, migrations: tuple[Migration, ...], tokens: Sequence[
             file=sys.stderr,
             flush=True,
         )
-    return D1Local.start(data, migrations, tokens, turso_url=check_url(url), turso_token=token)
+    return D1Local.start(
+        data,
+        migrations,
+        tokens,
+        turso_url=check_url(url),
+        turso_token=token,
+        access=access,
+        worker_env=worker_env,
+    )
 
 
-def start_turso_local(data: Path, migrations: tuple[Migration, ...], tokens: Sequence[str]) -> D1Local:
+def start_turso_local(
+    data: Path,
+    migrations: tuple[Migration, ...],
+    tokens: Sequence[str],
+    access: Access | None = None,
+    worker_env: Mapping[str, str] | None = None,
+) -> D1Local:
     """sqld on a free loopback port with its database under ``data``/turso/sqld, then the Worker in front."""
     try:
         sqld = Sqld.start((data / "turso" / "sqld").resolve())
@@ -76,7 +99,9 @@ def start_turso_local(data: Path, migrations: tuple[Migration, ...], tokens: Seq
         flush=True,
     )
     try:
-        worker = D1Local.start(data, migrations, tokens, turso_url=sqld.url)
+        worker = D1Local.start(
+            data, migrations, tokens, turso_url=sqld.url, access=access, worker_env=worker_env
+        )
     except BaseException:
         sqld.stop()
         raise

@@ -384,7 +384,8 @@ _MIGRATION_NAME = re.compile(r"^(\d+)_([\w.-]+)\.sql$")
 
 
 def load_migrations(path: Any) -> tuple[Migration, ...]:
-    """Read a schema: one ``.sql`` file (version 1), or a folder of ``NNNN_name.sql`` files."""
+    """Read a schema: one ``.sql`` file (version 1), or a folder of ``NNNN_name.sql`` files
+    (beside them, ``access.sql`` holds the access rules: buckets.load_access reads it)."""
     from pathlib import Path
 
     p = Path(path)
@@ -394,7 +395,7 @@ def load_migrations(path: Any) -> tuple[Migration, ...]:
         raise SchemaError(f"schema {p} not found: give a .sql file or a folder of NNNN_name.sql migrations")
     out = []
     for f in sorted(p.iterdir()):
-        if f.suffix != ".sql":
+        if f.suffix != ".sql" or f.name == "access.sql":
             continue
         m = _MIGRATION_NAME.match(f.name)
         if not m:
