@@ -23,7 +23,7 @@ import * as L from '../worker/sab-layout.js';
 import { pack, SIGNAL_SLOTS } from '../worker/signals.js';
 
 /** How long the page spins for a fast-path answer before it stops blocking the page. */
-const SPIN_MS = 0.5;
+const SPIN_MS = 1.0;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

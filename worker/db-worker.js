@@ -29,7 +29,7 @@ import { initSqlite } from './store.js';
 import { sliceHalfApplied, syncInProgress } from './sync.js';
 
 /** After answering a fast-path call, block this long for the next one before yielding. */
-const HOT_WAIT_MS = 1;
+const HOT_WAIT_MS = 3;
 
 /**
  * Serve fast-path calls back to back for at most this long, then give the

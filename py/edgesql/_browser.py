@@ -46,6 +46,8 @@ DEADLINE_GRACE_S = 0.5
 #: A cursor whose pages come back synchronously gives the browser a turn this often, so the
 #: page keeps drawing frames while Python reads a big result.
 YIELD_EVERY_S = 0.012
+#: Cursor pages of more rows than this are asked for by postMessage (see cursor_open).
+SMALL_PAGE = 50
 
 
 def configure(*, bridge_url: str | None = None) -> None:
@@ -95,6 +97,9 @@ class BrowserBackend:
         self._listeners: set[Callable[[set[str]], None]] = set()
         self._js_unsubscribe: Any = None
         self._proxy: Any = None
+        # The app's token provider (connect(auth=...)), and its renewal under way.
+        self._auth: Callable[[], Any] | None = None
+        self._token_task: asyncio.Future[None] | None = None
         # Stopping statements (worker/interrupts.js): this connection's key, its interrupts so far,
         # the signal file's name, and the time limit of each call.
         self._key = key
@@ -108,8 +113,8 @@ class BrowserBackend:
         return self._in_tx
 
     async def _call(self, req: dict[str, Any], slow: bool = False, limited: bool = True) -> dict[str, Any]:
-        # A slow request (a sync round trip) goes by postMessage, so it never holds
-        # the fast path while the app's queries wait behind it.
+        # A slow request (a sync round trip, a big page of a cursor) goes by postMessage, so
+        # it never holds the fast path while the app's queries wait behind it.
         if self._gen:
             req["g"] = self._gen
         timeout = self._timeout if limited else None
@@ -185,15 +190,19 @@ class BrowserBackend:
 
     # -- cursors (db.iterate) ------------------------------------------------------
 
+    # A page of many rows takes the worker milliseconds: asked for by postMessage, it leaves the
+    # page's main thread free meanwhile, instead of spinning on the SharedArrayBuffer for nothing.
+
     async def cursor_open(self, sql: str, params: list[Any] | dict[str, Any], page: int) -> tuple[Any, Page]:
-        r = await self._call(
-            {PLAIN: 1, "op": "cursor.open", "s": self._s, "sql": sql, "params": params, "n": page}
-        )
+        req = {PLAIN: 1, "op": "cursor.open", "s": self._s, "sql": sql, "params": params, "n": page}
+        r = await self._call(req, slow=page > SMALL_PAGE)
         await self._let_the_page_draw()
         return r["c"] or None, Page(r["cols"], r["rows"], r["done"], r["n"], r["rowid"])
 
     async def cursor_next(self, handle: Any, page: int) -> Page:
-        r = await self._call({"op": "cursor.next", "s": self._s, "c": handle, "n": page})
+        r = await self._call(
+            {"op": "cursor.next", "s": self._s, "c": handle, "n": page}, slow=page > SMALL_PAGE
+        )
         await self._let_the_page_draw()
         return Page(r["cols"], r["rows"], r["done"])
 
@@ -219,16 +228,20 @@ class BrowserBackend:
     def subscribe(self, listener: Callable[[set[str]], None]) -> Callable[[], None]:
         """Call ``listener(tables)`` after each committed change to this database."""
         self._listeners.add(listener)
-        if self._js_unsubscribe is None:
-            from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
-
-            self._proxy = create_proxy(self._on_event)
-            self._js_unsubscribe = self._bridge.subscribe(self._proxy)
+        self._hear_events()
 
         def unsubscribe() -> None:
             self._listeners.discard(listener)
 
         return unsubscribe
+
+    def _hear_events(self) -> None:
+        """Receive the worker's events for this database (changes, a token wanted)."""
+        if self._js_unsubscribe is None:
+            from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
+
+            self._proxy = create_proxy(self._on_event)
+            self._js_unsubscribe = self._bridge.subscribe(self._proxy)
 
     def _on_event(self, msg: Any) -> None:
         if msg.db != self.info.path:
@@ -238,11 +251,36 @@ class BrowserBackend:
             tables = set(event.tables.to_py())
             for listener in list(self._listeners):
                 listener(tables)
+        elif event.type == "token" and self._auth is not None and self._token_task is None:
+            # Background sync got a 401: ask the app's token provider, give the worker its answer.
+            self._token_task = asyncio.ensure_future(self._renew_token())
+
+    async def _renew_token(self) -> None:
+        from .sync.credentials import ask_token
+
+        assert self._auth is not None
+        try:
+            token = await ask_token(self._auth)
+            await self._call({"op": "sync.token", "s": self._s, "token": token}, slow=True, limited=False)
+        except Exception as e:  # the provider failed: the next 401 asks again
+            log.warning("edgesql: the token provider (connect(auth=...)) failed: %s", e)
+        finally:
+            self._token_task = None
 
     async def sync(self) -> Any:
-        from .sync.status import SyncResult
+        from .sync.status import SyncError, SyncResult
 
-        r = await self._call({"op": "sync.now", "s": self._s}, slow=True, limited=False)
+        try:
+            r = await self._call({"op": "sync.now", "s": self._s}, slow=True, limited=False)
+        except SyncError as e:
+            from .sync.credentials import TOKEN_REFUSED, ask_token
+
+            if self._auth is None or e.code not in TOKEN_REFUSED:
+                raise
+            # The token expired or was refused: the provider's next one, and once more.
+            token = await ask_token(self._auth)
+            await self._call({"op": "sync.token", "s": self._s, "token": token}, slow=True, limited=False)
+            r = await self._call({"op": "sync.now", "s": self._s}, slow=True, limited=False)
         return SyncResult(r["pushed"], r["pulled"])
 
     async def sync_status(self) -> Any:
@@ -281,6 +319,7 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
     durability = options.pop("durability", "normal")
     sync_url = options.pop("sync_url", None)
     auth_token = options.pop("auth_token", None)
+    auth = options.pop("auth", None)
     interval = options.pop("sync_interval", 30.0)
     statement_timeout = options.pop("statement_timeout", None)
     unknown = set(options)
@@ -326,7 +365,13 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
         import js  # type: ignore[import-not-found]
 
         url = str(js.URL.new(sync_url, js.location.href).href)
+        backend._auth = auth
         try:
+            if auth is not None:
+                from .sync.credentials import ask_token
+
+                auth_token = await ask_token(auth)
+                backend._hear_events()
             await backend._call(
                 {"op": "sync.start", "s": r["s"], "url": url, "token": auth_token, "interval": interval or 0},
                 slow=True,
