@@ -5,7 +5,7 @@
  *
  * Only the owner runs sync (tabs.js routes the other tabs' sync requests
  * here). This file uses nothing of the Syncer but its public methods —
- * constructor(db, options, notify), start(), sync(), status(), wake(); the
+ * constructor(db, options, notify), start(), sync(), status(), wake(), setToken(); the
  * database stops it when it closes (store.js) — so sync.js can change inside.
  */
 
@@ -60,6 +60,12 @@ export async function syncRequest(db, req, ls, emit) {
       case 'sync.now': {
         const r = await requireSyncer(db).sync();
         return JSON.stringify({ ok: true, pushed: r.pushed, pulled: r.pulled });
+      }
+      case 'sync.token': {
+        // The page's token provider gave a new token (after a 'token' event, or a sign-in).
+        if (ls && ls.sync) ls.sync = { ...ls.sync, token: req.token };
+        await requireSyncer(db).setToken(req.token);
+        return '{"ok":true}';
       }
       case 'sync.status':
         return JSON.stringify({ ok: true, status: requireSyncer(db).status() });

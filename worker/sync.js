@@ -94,6 +94,23 @@ export function sliceHalfApplied() {
   return halfApplied > 0;
 }
 
+/**
+ * The user a JWT names (its `sub`), read without checking it (the primary checks); null for a
+ * token that is not a JWT (a static app token).
+ * @param {string | null} token @returns {string | null}
+ */
+export function tokenUser(token) {
+  const parts = (token || '').split('.');
+  if (parts.length !== 3) return null;
+  try {
+    const b64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))));
+    return claims && typeof claims.sub === 'string' ? claims.sub : null;
+  } catch {
+    return null;
+  }
+}
+
 export class Syncer {
   /**
    * @param {import('./engine.js').Database} db
@@ -115,6 +132,8 @@ export class Syncer {
     /** What applying one pulled change costs here (ms, a moving average): sizes the slices. */
     this.changeMs = FIRST_CHANGE_MS;
     this.failures = 0;
+    /** A 401 asked the pages for a new token (a 'token' event), none has come yet. */
+    this.tokenWanted = false;
     /** performance.now() before which no background round starts (a Retry-After). */
     this.notBefore = 0;
     this.timer = null;
@@ -133,6 +152,7 @@ export class Syncer {
   /** Fetch the schema document and migrate to it; offline, use the cached one. */
   async start() {
     await this.ensureSchema();
+    await this.checkUser();
     this.db.beforeCommit = this.programs.txend;
     this.db.onCommit = () => this.soon(RULES.debounce_ms);
     this.soon(0);
@@ -183,6 +203,39 @@ export class Syncer {
     }
     // This SQLite has JSONB (3.45+): parse each pulled page once.
     if (this.programs.apply_jsonb) this.programs.apply = this.programs.apply_jsonb;
+  }
+
+  /**
+   * The app's token provider gave a new token (after a 401, or on sign-in): use it from the
+   * next request, and sync now.
+   * @param {string} token
+   */
+  async setToken(token) {
+    this.token = token;
+    this.tokenWanted = false;
+    await this.checkUser();
+    this.wake();
+  }
+
+  /**
+   * A token for another user than this database's: that user's rows go from this device
+   * (their unsent writes are kept in _edgesql_rejected) and it starts as a new replica —
+   * before anything is sent or shown. The first user to sync is remembered.
+   */
+  async checkUser() {
+    const user = tokenUser(this.token);
+    if (user === null || !this.programs.reset_user) return;
+    const was = this.db.query('SELECT user FROM _edgesql_replica WHERE id = 1')[0][0];
+    if (was === user) return;
+    await this.db.whenIdle();
+    if (was === null) {
+      this.db.atomicInternal(() => this.db.runProgram(this.programs.set_user, { user }));
+      return;
+    }
+    console.warn(`[edgesql] ${JSON.stringify(user)} signed in on this database of ${JSON.stringify(was)}: ` +
+      `${JSON.stringify(was)}'s data is removed here (unsent writes kept in _edgesql_rejected) and it ` +
+      'starts again as a new replica');
+    this.db.atomicInternal(() => this.db.runProgram(this.programs.reset_user, { user }));
   }
 
   /** The browser is back online (the worker's own event, or the page's relayed). */
@@ -404,6 +457,22 @@ export class Syncer {
         await this.db.whenIdle();
         this.db.atomicInternal(() => this.db.runProgram(this.programs.rotate, {}));
         console.warn(`[edgesql] replica id ${st.replica}: ${err.message}; now ${this.state().replica}`);
+        return { pushed: 0, pulled: 0, more: true };
+      }
+      if (todo === 'reauth') {
+        // The token expired or was refused: the page's token provider (connect(auth=...))
+        // is asked for a new one, and sync resumes when it arrives (setToken).
+        if (!this.tokenWanted) {
+          this.tokenWanted = true;
+          this.notify({ type: 'token', code: err.code });
+        }
+        throw err;
+      }
+      if (todo === 'reset') {
+        // This replica id belongs to another user: this user's copy starts again.
+        await this.db.whenIdle();
+        this.db.atomicInternal(() => this.db.runProgram(this.programs.reset_user, { user: tokenUser(this.token) }));
+        console.warn(`[edgesql] ${err.message}; this device starts again as a new replica of this user`);
         return { pushed: 0, pulled: 0, more: true };
       }
       if (todo === 'migrate') {

@@ -235,6 +235,24 @@ class BrowserBackend:
 
         return unsubscribe
 
+    async def _start_sync(self, url: str, token: str | None, interval: float) -> None:
+        """Start the worker's sync; with a token provider, its token (asked once more if the
+        primary refuses the first: it may have expired meanwhile)."""
+        from .sync.credentials import TOKEN_REFUSED, ask_token
+        from .sync.status import SyncError
+
+        for attempt in (1, 2):
+            if self._auth is not None:
+                token = await ask_token(self._auth)
+                self._hear_events()
+            start = {"op": "sync.start", "s": self._s, "url": url, "token": token, "interval": interval}
+            try:
+                await self._call(start, slow=True, limited=False)
+                return
+            except SyncError as e:
+                if attempt == 2 or self._auth is None or e.code not in TOKEN_REFUSED:
+                    raise
+
     def _hear_events(self) -> None:
         """Receive the worker's events for this database (changes, a token wanted)."""
         if self._js_unsubscribe is None:
@@ -367,16 +385,7 @@ async def open_browser_backend(path: str, **options: Any) -> BrowserBackend:
         url = str(js.URL.new(sync_url, js.location.href).href)
         backend._auth = auth
         try:
-            if auth is not None:
-                from .sync.credentials import ask_token
-
-                auth_token = await ask_token(auth)
-                backend._hear_events()
-            await backend._call(
-                {"op": "sync.start", "s": r["s"], "url": url, "token": auth_token, "interval": interval or 0},
-                slow=True,
-                limited=False,
-            )
+            await backend._start_sync(url, auth_token, interval or 0)
         except BaseException:
             await backend.close()
             raise

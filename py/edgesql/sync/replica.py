@@ -20,8 +20,6 @@ Failures never lose or reorder the outbox.
 from __future__ import annotations
 
 import asyncio
-import base64
-import inspect
 import json
 import logging
 import random
@@ -30,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._exceptions import ProgrammingError
+from .credentials import TokenProvider, ask_token, token_user
 from .migrate import apply_schema_doc, cached_doc
 from .rules import RULES, answer_problem, reaction
 from .status import SyncError, SyncProgress, SyncResult, SyncStatus
@@ -43,20 +42,6 @@ NOT_UTF8 = (
     "a TEXT value in the change is not valid UTF-8 (bytes stored as TEXT, e.g. with CAST(x AS TEXT)), "
     "so no primary can store it and no device could read it: store bytes as a BLOB"
 )
-
-
-def token_user(token: str | None) -> str | None:
-    """The user a JWT names (its ``sub``), read without checking it (the primary checks);
-    None for a token that is not a JWT (a static app token)."""
-    parts = (token or "").split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    sub = claims.get("sub") if isinstance(claims, dict) else None
-    return sub if isinstance(sub, str) else None
 
 
 def schema_url(sync_url: str) -> str:
@@ -80,7 +65,7 @@ class NativeReplica:
         interval: float | None = 30.0,
         on_change: Callable[[set[str]], None] | None = None,
         when_idle: Callable[[], Awaitable[None]] = _always_idle,
-        auth: Callable[[], str | Awaitable[str]] | None = None,
+        auth: TokenProvider | None = None,
     ) -> None:
         if not sync_url.startswith(("http://", "https://")):
             raise SyncError(
@@ -154,14 +139,9 @@ class NativeReplica:
         self._load_programs()
 
     async def _refresh_token(self) -> None:
-        """Ask the app's token provider for a token (it may be a coroutine function)."""
+        """Ask the app's token provider for a token."""
         assert self._auth is not None
-        token = self._auth()
-        if inspect.isawaitable(token):
-            token = await token
-        if not isinstance(token, str) or not token:
-            raise SyncError("the token provider (connect(auth=...)) gave no token", code="unauthorized")
-        self._token = token
+        self._token = await ask_token(self._auth)
 
     async def _check_user(self) -> None:
         """A token for another user than this database's: that user's data goes, and the
