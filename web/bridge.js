@@ -51,6 +51,16 @@ export class Bridge {
     this.listeners = new Set();
     this.worker.onmessage = (ev) => this.onMessage(ev.data);
     globalThis.addEventListener?.('online', () => this.worker.postMessage({ type: 'online' }));
+    // The worker's sync shows the device offline and, while the page is visible, retries an
+    // unreachable primary every second (worker/sync.js): tell it both, now and on each change.
+    const pageState = () => this.worker.postMessage({
+      type: 'page', online: globalThis.navigator?.onLine !== false,
+      visible: globalThis.document?.visibilityState !== 'hidden',
+    });
+    globalThis.addEventListener?.('offline', pageState);
+    globalThis.addEventListener?.('online', pageState);
+    globalThis.document?.addEventListener?.('visibilitychange', pageState);
+    pageState();
     this.worker.onerror = (ev) => this.fail(
       `the edgesql worker failed to start or crashed: ${ev.message || 'unknown error'}; reload the page`);
     this.sab = null;

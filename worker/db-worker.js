@@ -8,6 +8,8 @@
  *   {type: 'interrupt', s, gen}  the page interrupted session s (db.interrupt()), now at gen
  *   {type: 'warm', path}         the page will open this database soon: open it now, while Python starts
  *   {type: 'online'}             the browser is back online: sync now
+ *   {type: 'page', online, visible}  the page's navigator.onLine and visibility (sync.js: the
+ *                                status's device_online, and how soon an unreachable primary is retried)
  * Requests: open, execute, executemany, batch, script, tx, tables,
  * cursor.open, cursor.next, cursor.close, close (dispatch.js), sync.start,
  * sync.now, sync.status (sync-host.js); every
@@ -26,7 +28,7 @@ import { setPageSlots } from './interrupts.js';
 import { Router } from './router.js';
 import * as L from './sab-layout.js';
 import { initSqlite } from './store.js';
-import { sliceHalfApplied, syncInProgress } from './sync.js';
+import { setPageState, sliceHalfApplied, syncInProgress } from './sync.js';
 
 /** After answering a fast-path call, block this long for the next one before yielding. */
 const HOT_WAIT_MS = 3;
@@ -191,7 +193,13 @@ self.onmessage = async (ev) => {
   }
   if (msg.type === 'online') {
     // Relayed by the page: not every browser fires 'online' in workers.
+    setPageState({ online: true });
     router.online();
+    return;
+  }
+  if (msg.type === 'page') {
+    // Back online or back in view: sync now rather than at the end of a backoff.
+    if (setPageState(msg)) router.online();
     return;
   }
   if (msg.type === 'req') {

@@ -6,6 +6,7 @@ export const RULES = Object.freeze({
   "debounce_ms": 50,
   "backoff_base_ms": 500,
   "backoff_max_ms": 60000,
+  "probe_ms": 1000,
   "retry_after_jitter": 0.25,
   "push_limit": 2000,
   "push_bytes": 1900000,

@@ -10,9 +10,12 @@
  * so that the app's queries run between them. See docs/protocol.md.
  *
  * When: soon after a local write (debounced), every `interval` seconds, when the
- * browser comes back online, and on request (db.sync()). Failures back off
- * exponentially with jitter (a Retry-After is honoured) and never touch the
- * outbox, so nothing is lost or reordered. Nothing here runs while a session of
+ * browser comes back online or the page becomes visible again, and on request
+ * (db.sync()). Failures back off exponentially with jitter (a Retry-After is
+ * honoured) and never touch the outbox, so nothing is lost or reordered; but
+ * while the page is visible and the device online, a primary that does not answer
+ * at all is tried again every second or so (RULES.probe_ms), so pending edits go
+ * out as soon as it is back. Nothing here runs while a session of
  * the app holds a transaction open (db.whenIdle()): a sync only ever sees
  * committed writes.
  */
@@ -78,6 +81,45 @@ export class SyncError extends Error {
   }
 }
 
+/**
+ * What the page says of itself (bridge.js relays it): is the device online (navigator.onLine),
+ * is the page visible. Set by setPageState(); a worker whose page never said is online and visible.
+ */
+const page = { online: typeof navigator === 'undefined' ? true : navigator.onLine !== false, visible: true };
+
+/**
+ * The page's online and visibility state changed.
+ * @param {{online?: boolean, visible?: boolean}} state
+ * @returns {boolean} whether sync should be tried now (the device came back online or the page into view)
+ */
+export function setPageState(state) {
+  const back = (state.online === true && !page.online) || (state.visible === true && !page.visible);
+  if (typeof state.online === 'boolean') page.online = state.online;
+  if (typeof state.visible === 'boolean') page.visible = state.visible;
+  return back;
+}
+
+/**
+ * Seconds from the page's `interval` (Python's float 30.0 arrives as a codec.js Real, an
+ * object: `interval * 1000` was NaN, setTimeout(NaN) fires at once, and every idle round
+ * started the next one, ~20 POST /sync a second). 0 or null: no background sync.
+ * @param {any} value @returns {number}
+ */
+export function intervalSeconds(value) {
+  const n = value === null || value === undefined ? 0 : Number(typeof value === 'object' ? value.value : value);
+  if (!Number.isFinite(n) || n < 0) throw new SyncError(`sync_interval must be a number of seconds >= 0, not ${value}`, 'bad_interval');
+  return n;
+}
+
+/**
+ * Is this failure the primary's or the network's passing trouble (no answer, a 5xx, a 429), as
+ * opposed to one that needs someone to act (a refused request, a change this database cannot
+ * apply)? @param {any} e
+ */
+function transient(e) {
+  return e instanceof SyncError && (e.code === 'offline' || (e.status !== null && (e.status >= 500 || e.status === 429)));
+}
+
 /** Sync runs under way in this worker (any database): its hot loop then yields more often. */
 let activeSyncs = 0;
 
@@ -121,11 +163,13 @@ export class Syncer {
     this.db = db;
     this.url = options.url;
     this.token = options.token;
-    this.interval = options.interval;
+    this.interval = intervalSeconds(options.interval);
     this.notify = notify;
     this.programs = {};
     this.online = typeof navigator === 'undefined' ? true : navigator.onLine;
     this.lastError = null;
+    /** The last failure (a SyncError or other Error), or null once a round succeeds. */
+    this.lastFailure = null;
     this.progress = null;
     /** The next pull page, asked for while this one is applied: {replica, version, cursor, position, abort, res}. */
     this.prefetch = null;
@@ -238,7 +282,7 @@ export class Syncer {
     this.db.atomicInternal(() => this.db.runProgram(this.programs.reset_user, { user }));
   }
 
-  /** The browser is back online (the worker's own event, or the page's relayed). */
+  /** The browser is back online or the page back in view (the worker's own event, or the page's relayed). */
   wake() {
     this.soon(0);
   }
@@ -247,6 +291,7 @@ export class Syncer {
   soon(ms) {
     if (this.stopped || !this.interval) return;
     ms = Math.max(ms, this.notBefore - performance.now());
+    if (!Number.isFinite(ms)) throw new Error(`sync scheduled in ${ms} ms`); // never a hot loop (intervalSeconds)
     if (this.timer !== null) {
       if (this.timerAt <= performance.now() + ms) return;
       clearTimeout(this.timer);
@@ -277,6 +322,13 @@ export class Syncer {
       }
       let delay = Math.min(RULES.backoff_max_ms, RULES.backoff_base_ms * 2 ** (this.failures - 1));
       delay *= 0.5 + Math.random(); // jitter: replicas that failed together retry apart
+      if (e.code === 'offline' && page.online && page.visible) {
+        // No answer at all, yet the device is online and someone looks at the page: the primary
+        // is down or restarting. Probe about every second, so that pending edits go out as soon
+        // as it accepts connections (a hidden page or an offline device waits the long way, and
+        // 'online' and 'visibilitychange' wake it).
+        delay = Math.min(delay, RULES.probe_ms * (0.75 + 0.5 * Math.random()));
+      }
       this.soon(delay);
     }
   }
@@ -310,6 +362,7 @@ export class Syncer {
     } catch (e) {
       this.dropPrefetch(); // the next run starts from what is stored
       this.lastError = e.message;
+      this.lastFailure = e;
       this.notify({ type: 'status' });
       throw e;
     } finally {
@@ -320,6 +373,7 @@ export class Syncer {
       }
     }
     this.lastError = null;
+    this.lastFailure = null;
     this.notify({ type: 'status' });
     return { pushed, pulled };
   }
@@ -589,10 +643,19 @@ export class Syncer {
   status() {
     const [replica, pending, , version, last, , rejected] = this.db.query(this.programs.status[0])[0];
     const retryIn = this.timer !== null && this.failures ? Math.max(0, (this.timerAt - performance.now()) / 1000) : null;
+    const failure = this.lastError === null ? null : this.lastFailure;
+    let state;
+    if (!page.online) state = 'offline';
+    else if (this.lastError !== null && (failure === null || transient(failure))) state = 'unreachable';
+    else if (this.lastError !== null) state = 'error';
+    else if (this.running) state = 'syncing';
+    else if (Number(pending) > 0) state = 'pending';
+    else state = 'synced';
     return {
       pending: Number(pending), last_synced_at: last, last_error: this.lastError, online: this.online,
       progress: this.progress, replica, schema_version: Number(version), rejected: Number(rejected),
-      retry_in: retryIn,
+      retry_in: retryIn, state, device_online: page.online,
+      error_code: failure === null ? null : failure instanceof SyncError ? failure.code : 'local_error',
     };
   }
 

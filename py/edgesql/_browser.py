@@ -319,6 +319,9 @@ class BrowserBackend:
             st["schema_version"],
             st["rejected"],
             st.get("retry_in"),
+            st.get("state", "synced"),
+            st.get("device_online", True),
+            st.get("error_code"),
         )
 
     async def close(self) -> None:

@@ -1,10 +1,13 @@
-"""The sync indicator in the app's header: online or offline, pending changes, last sync.
+"""The sync indicator in the app's header: where sync stands, in a word and a colour.
 
 Sync runs by itself in the DB worker (after writes, every few seconds, and
 when the browser comes back online); this only shows where it stands and
 offers "Sync now". It reads ``await db.sync_status()`` once a second — one
-round trip to the worker, well under a millisecond — and redraws only what
-changed. During a long first pull it shows a progress bar
+round trip to the worker, well under a millisecond, and no request to the
+server — and redraws only what changed. It shows ``status.state`` (docs/sync.md):
+synced (green), syncing or pending changes (blue), the device offline or the
+server unreachable while the device is online (amber: sync retries by itself),
+and an error that needs action (red, with its message). During a long first pull it shows a progress bar
 (``status.progress``). When the number of writes the primary rejected
 changes, it tells the app, which re-reads ``_edgesql_rejected``::
 
@@ -93,18 +96,20 @@ class SyncIndicator:
         if st.rejected != self._rejected:
             self._rejected = st.rejected
             self.on_rejected(st.rejected)
+        retrying = (
+            f" · retrying in {st.retry_in:.0f} s" if st.retry_in is not None and st.retry_in >= 1 else ""
+        )
         if st.progress is not None:
             total = st.progress.total or st.progress.applied
             state, label = "busy", "Downloading…"
-        elif not st.online:
-            state = "off"
-            label = "Offline"
-            if st.retry_in is not None and st.retry_in >= 1:
-                label += f" · retrying in {st.retry_in:.0f} s"
-        elif st.last_error:  # the server answered, and refused (a token, a schema): see the details
-            state, label = "off", "Sync failed"
-            if st.retry_in is not None and st.retry_in >= 1:
-                label += f" · retrying in {st.retry_in:.0f} s"
+        elif st.state == "offline":  # the device has no network: edits wait here
+            state, label = "off", "Offline"
+        elif st.state == "unreachable":  # the network is fine, the server does not answer (or is busy)
+            state, label = "off", "Server unreachable" + retrying
+        elif st.state == "error":  # the server refused, or a change cannot be applied: someone must act
+            state, label = "error", f"Sync error: {st.last_error}"
+        elif st.state == "syncing":
+            state, label = "busy", "Syncing…"
         elif st.pending:
             state, label = "busy", "Saving…"
         else:
@@ -122,7 +127,13 @@ class SyncIndicator:
         pill.textContent = pending
         pill.hidden = not pending
         details = [
-            "Online" if st.online else "Offline: changes are kept on this device and sent when back online",
+            {
+                "offline": "Offline: changes are kept on this device and sent when back online",
+                "unreachable": "The server does not answer: changes are kept on this device and sent "
+                "as soon as it is back",
+                "error": "Sync needs attention: changes are kept on this device, but sync fails until "
+                "the error below is fixed",
+            }.get(st.state, "Online"),
             f"last sync: {st.last_synced_at.replace('T', ' ')[:19] + ' UTC' if st.last_synced_at else 'never'}",
             f"{st.pending} change(s) waiting to be sent",
             f"schema v{st.schema_version} · device {st.replica[:8]}",

@@ -31,7 +31,7 @@ from .._exceptions import ProgrammingError
 from .credentials import TokenProvider, ask_token, token_user
 from .migrate import apply_schema_doc, cached_doc
 from .rules import RULES, answer_problem, reaction
-from .status import SyncError, SyncProgress, SyncResult, SyncStatus
+from .status import SyncError, SyncProgress, SyncResult, SyncStatus, sync_state
 from .transport import HttpTransport, Response, Transport
 
 __all__ = ["NativeReplica", "apply_schema_doc", "schema_url"]
@@ -82,6 +82,8 @@ class NativeReplica:
         self._when_idle = when_idle
         self._programs: dict[str, list[str]] = {}
         self._last_error: str | None = None
+        #: The failure behind _last_error (status(): is it passing or does it need action?).
+        self._last_failure: BaseException | None = None
         self._online = False
         self._progress: SyncProgress | None = None
         self._lock = asyncio.Lock()
@@ -125,6 +127,7 @@ class NativeReplica:
                 # The primary's trouble (rate limit, outage), not this database's: start on
                 # the cached schema, as offline. A 401 or 409 is a setup error and is raised.
                 self._last_error = str(err)
+                self._last_failure = err
                 self._load_programs()
                 return
             raise err
@@ -402,8 +405,10 @@ class NativeReplica:
                         break
             except SyncError as e:
                 self._last_error = str(e)
+                self._last_failure = e
                 raise
             self._last_error = None
+            self._last_failure = None
             return SyncResult(pushed, pulled)
 
     def status(self) -> SyncStatus:
@@ -411,8 +416,22 @@ class NativeReplica:
         replica, pending, _cursor, version, last, _hlc, rejected = self._conn.execute(
             self._programs["status"][0]
         ).fetchone()
+        failure = None if self._last_error is None else (self._last_failure or self._last_error)
+        state = sync_state(device_online=True, error=failure, running=self._lock.locked(), pending=pending)
+        code = None
+        if failure is not None:
+            code = failure.code if isinstance(failure, SyncError) else "local_error"
         return SyncStatus(
-            pending, last, self._last_error, self._online, self._progress, replica, version, rejected
+            pending,
+            last,
+            self._last_error,
+            self._online,
+            self._progress,
+            replica,
+            version,
+            rejected,
+            state=state,
+            error_code=code,
         )
 
     # -- background ----------------------------------------------------------------
@@ -443,6 +462,7 @@ class NativeReplica:
                     # the busy timeout...): the loop must outlive it, or nothing would
                     # sync again until the app restarts. The outbox keeps every change.
                     self._last_error = f"{type(e).__name__}: {e}"
+                    self._last_failure = e
                     log.warning("edgesql: sync failed unexpectedly; retrying with backoff", exc_info=True)
                 retry_after = e.retry_after if isinstance(e, SyncError) else None
                 if retry_after is not None:

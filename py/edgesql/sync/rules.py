@@ -27,6 +27,12 @@ RULES: dict[str, Any] = {
     # Failures back off exponentially, with jitter (x0.5-1.5), up to the cap.
     "backoff_base_ms": 500,
     "backoff_max_ms": 60_000,
+    # ...except that a browser replica whose page is visible and whose device is online, and
+    # which could not reach the primary at all (no HTTP answer), tries again this often (with
+    # jitter x0.75-1.25): pending edits go out within about a second of the primary coming
+    # back. A POST /sync that finds nothing to do is cheap; a 429/503 Retry-After and hidden
+    # pages still wait the long way.
+    "probe_ms": 1_000,
     # After a Retry-After of t seconds the next try comes between t and (1 + this) * t.
     "retry_after_jitter": 0.25,
     # Changes per pushed page (the primary takes up to 5,000 and 1.9 MB) and per pulled page.

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from .._exceptions import OperationalError
 
-__all__ = ["SyncError", "SyncProgress", "SyncResult", "SyncStatus"]
+__all__ = ["SYNC_STATES", "SyncError", "SyncProgress", "SyncResult", "SyncStatus", "sync_state"]
+
+#: What :attr:`SyncStatus.state` can be, the first that applies in this order (docs/sync.md).
+SYNC_STATES = ("offline", "unreachable", "error", "syncing", "pending", "synced")
 
 
 class SyncError(OperationalError):
@@ -57,6 +60,19 @@ class SyncStatus:
     the last attempt reached the primary; ``progress`` is set during a long pull;
     ``rejected`` counts writes the primary refused (see ``_edgesql_rejected``);
     ``retry_in`` is the seconds until the next attempt after a failure.
+
+    ``state`` sums it up for an indicator, one of :data:`SYNC_STATES`:
+
+    * ``"offline"``: the device has no network (``navigator.onLine`` is false; CPython never says so);
+    * ``"unreachable"``: the device is online but the primary did not answer, or answered
+      5xx or 429 (it is down, restarting or busy): sync retries by itself;
+    * ``"error"``: the last round failed in a way that needs action (the primary refused the
+      request, or a pulled change cannot be applied here): ``last_error`` says what, and
+      ``error_code`` is its code;
+    * ``"syncing"``: a round is under way; ``"pending"``: local changes wait to be sent;
+    * ``"synced"``: the last round succeeded and nothing waits.
+
+    ``device_online`` is the device's own network state, apart from the primary's.
     """
 
     pending: int
@@ -68,3 +84,33 @@ class SyncStatus:
     schema_version: int
     rejected: int
     retry_in: float | None = None
+    state: str = "synced"
+    device_online: bool = True
+    error_code: str | None = None
+
+
+def sync_state(
+    *,
+    device_online: bool,
+    error: BaseException | str | None,
+    running: bool,
+    pending: int,
+) -> str:
+    """:attr:`SyncStatus.state` from its parts (the browser's worker/sync.js decides the same way).
+
+    ``error`` is the last round's failure, None after a success.
+    """
+    if not device_online:
+        return "offline"
+    if error is not None:
+        transient = not isinstance(error, BaseException) or (
+            isinstance(error, SyncError)
+            and (
+                error.code == "offline"
+                or (error.status is not None and (error.status >= 500 or error.status == 429))
+            )
+        )
+        return "unreachable" if transient else "error"
+    if running:
+        return "syncing"
+    return "pending" if pending else "synced"
