@@ -9,6 +9,8 @@ stop and start again on the same port and data:
   connections again (the page is visible and the device online, so the worker
   probes about every second instead of backing off to a minute), and the header
   goes back to "Synced";
+* the device offline (Playwright's offline emulation): "Offline", and the edit
+  goes out when the device is back online;
 * a sync that fails for a reason someone must fix (issue 16: ``DROP TABLE tags``
   on the device, then another device adds a tag, and every pull fails): the
   header turns red with the error's message, and back to "Synced" once fixed.
@@ -130,6 +132,28 @@ def test_server_stopped_says_unreachable_and_edits_leave_soon_after_it_returns(
     finally:
         ctx.close()
         server.stop()
+
+
+def test_the_device_offline_says_offline_and_syncs_when_back(
+    browser: Any, own_server: Server, outside: Any
+) -> None:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    outside.watch(ctx)
+    try:
+        page = open_app(ctx.new_page(), own_server.url)
+        ctx.set_offline(True)  # navigator.onLine false, and every request fails
+        run_py(page, "await db.execute(\"INSERT INTO projects (id, name) VALUES ('away', 'Made offline')\")")
+        expect(page.locator("#sync-label")).to_have_text("Offline", timeout=10_000)
+        expect(page.locator("#sync")).to_have_attribute("data-state", "off")
+        st = status(page)
+        assert st["state"] == "offline" and st["device_online"] is False and st["pending"] == 1, st
+        shot(page, "offline")
+        ctx.set_offline(False)  # the 'online' event syncs at once
+        wait_py(page, "(await db.sync_status()).pending", 0, timeout=BACK_WITHIN_S)
+        expect(page.locator("#sync-label")).to_contain_text("Synced", timeout=5_000)
+        assert status(page)["state"] == "synced"
+    finally:
+        ctx.close()
 
 
 def test_a_sync_that_keeps_failing_shows_its_error_in_red_until_fixed(
