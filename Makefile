@@ -6,12 +6,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
 
-.PHONY: run test install chromium lint bench clean
+.PHONY: run test install chromium lint bench clean dist
 
 run: install
 	$(PY) serve.py --port $(PORT)
 
-test: install chromium
+test: install chromium dist
 	$(PY) -m ruff check py tests serve.py web $(wildcard bench)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -27,6 +27,19 @@ $(VENV)/.installed: pyproject.toml
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The wheel `pip install "edgesql[server]"` installs: the package with the browser runtime
+# (hatch_build.py copies worker/, web/'s page modules, Pyodide, SQLite-Wasm and PyScript in).
+# Built offline from what `make install` fetched; rebuilt only when a source changed.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+WHEEL   := dist/edgesql-$(VERSION)-py3-none-any.whl
+
+dist: $(WHEEL)
+
+$(WHEEL): $(VENV)/.installed node_modules/.installed hatch_build.py $(shell find py/edgesql web worker -type f -not -path '*/__pycache__/*')
+	rm -f dist/edgesql-*.whl
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+	@echo "built $@ ($$(du -h $@ | cut -f1))"
 
 # Debian's Chromium where it can be had; Playwright's download only where it cannot.
 chromium: $(VENV)/.installed
@@ -49,6 +62,7 @@ bench: install chromium
 	$(PY) -m bench.long
 	$(PY) -m bench.sync_browser
 	$(PY) -m bench.sync_turso
+	$(PY) -m bench.sync_users
 
 clean:
-	rm -rf $(VENV) node_modules data build test-results .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules data build dist test-results .pytest_cache .ruff_cache .hypothesis

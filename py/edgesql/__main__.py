@@ -1,4 +1,11 @@
-"""``python -m edgesql``: edgesql's command line tools.
+"""``python -m edgesql`` (or ``edgesql``, once installed): edgesql's command line tools.
+
+    edgesql serve APP_DIR [--schema PATH] [--data DIR] [--host H] [--port P] [serve.py's options]
+        Serve the app's folder with everything its pages need (the DB worker,
+        Pyodide, SQLite-Wasm, PyScript, the edgesql wheel, the service worker)
+        and the embedded primary at /sync. The schema defaults to
+        APP_DIR/schema/ (NNNN_name.sql migrations) or APP_DIR/schema.sql.
+        Needs edgesql[server]. See README, "Use edgesql in your own app".
 
     python -m edgesql d1-migrations --schema web/app/schema --out cloudflare/migrations
         Generate Cloudflare D1 migrations (wrangler's format) and the Worker's
@@ -22,14 +29,16 @@ __all__ = ["main"]
 
 
 def _d1_migrations(args: argparse.Namespace) -> int:
+    from .sync.buckets import load_access
     from .sync.d1 import generate, write
     from .sync.schema import SchemaError, load_migrations
 
     bundle = args.bundle or args.out.parent / "generated" / "bundle.json"
     try:
         migrations = load_migrations(args.schema)
+        access = load_access(args.schema)  # access.sql beside the migrations, if any
         if args.check:
-            result = generate(migrations, args.out)
+            result = generate(migrations, args.out, access)
             stale = list(result.new_migrations)
             if not bundle.exists() or bundle.read_text() != result.bundle:
                 stale.append(str(bundle))
@@ -38,7 +47,7 @@ def _d1_migrations(args: argparse.Namespace) -> int:
                 return 1
             print(f"up to date: {args.out} and {bundle}")
             return 0
-        result = write(migrations, args.out, bundle)
+        result = write(migrations, args.out, bundle, access)
     except SchemaError as e:
         print(f"python -m edgesql d1-migrations: {e}", file=sys.stderr)
         return 2
@@ -66,8 +75,71 @@ def _gen_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="serve an app's folder with the browser runtime and the embedded primary",
+        description="Serve APP_DIR at / with everything its pages need (the DB worker, Pyodide, "
+        "SQLite-Wasm, PyScript, the edgesql wheel, the service worker) and the embedded primary "
+        "at /sync. Nothing is fetched from outside.",
+    )
+    serve.add_argument("app_dir", type=Path, metavar="APP_DIR", help="the app's folder, served at /")
+    try:
+        from .server.cli import add_options
+    except ImportError as e:  # edgesql without the [server] extra
+        serve.set_defaults(missing=str(e))
+        serve.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        return
+    add_options(serve)
+    serve.set_defaults(schema=None, missing=None)
+    for action in serve._actions:
+        if action.dest == "schema":
+            action.help = "the app's schema: a .sql file, or a folder of NNNN_name.sql migrations "
+            action.help += "(default: APP_DIR/schema, or APP_DIR/schema.sql)"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.missing:
+        print(
+            f"edgesql serve needs the server's libraries ({args.missing}): pip install 'edgesql[server]'",
+            file=sys.stderr,
+        )
+        return 2
+    app_dir: Path = args.app_dir.resolve()
+    if not app_dir.is_dir():
+        print(
+            f"edgesql serve: {args.app_dir} is not a folder: give the folder of the app's pages",
+            file=sys.stderr,
+        )
+        return 2
+    if args.schema is None:
+        args.schema = next((p for p in (app_dir / "schema", app_dir / "schema.sql") if p.exists()), None)
+        if args.schema is None:
+            print(
+                f"edgesql serve: {args.app_dir} has no schema: put the app's tables in "
+                f"{args.app_dir / 'schema' / '0001_init.sql'} (CREATE TABLE ...), or give --schema PATH",
+                file=sys.stderr,
+            )
+            return 2
+    args.app_dir = app_dir
+    from .server.app import ROOT, shadowed
+    from .server.assets import RuntimeMissingError, find_runtime
+    from .server.cli import serve
+
+    try:
+        runtime = find_runtime(ROOT)
+    except RuntimeMissingError as e:
+        print(f"edgesql serve: {e}", file=sys.stderr)
+        return 2
+    for path in shadowed(app_dir, runtime):
+        print(f"edgesql serve: {path} is not served: edgesql's runtime answers that URL", file=sys.stderr)
+    serve(args)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edgesql", description="edgesql's command line tools.")
+    prog = "edgesql" if Path(sys.argv[0]).name == "edgesql" else "python -m edgesql"  # the installed command
+    parser = argparse.ArgumentParser(prog=prog, description="edgesql's command line tools.")
     sub = parser.add_subparsers(dest="command", required=True)
     d1 = sub.add_parser(
         "d1-migrations",
@@ -92,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     rules.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if the file is out of date"
     )
+    _add_serve(sub)
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "d1-migrations":
         return _d1_migrations(args)
     if args.command == "gen-rules":

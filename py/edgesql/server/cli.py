@@ -49,7 +49,7 @@ JWT_SECRET_ENV = "EDGESQL_JWT_SECRET"
 
 DEFAULT_SCHEMA = ROOT / "web" / "app" / "schema"
 
-__all__ = ["default_rate", "exposure_problem", "is_local_host", "main", "read_tokens"]
+__all__ = ["add_options", "default_rate", "exposure_problem", "is_local_host", "main", "read_tokens", "serve"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,6 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="serve.py",
         description="Serve the edgesql app and its embedded primary on this machine.",
     )
+    add_options(p)
+    p.set_defaults(app_dir=None)  # the demo app (edgesql serve APP_DIR: the user's own)
+    return p.parse_args(argv)
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """serve.py's options, on ``p``: ``edgesql serve`` (``python -m edgesql``) takes the same."""
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument(
@@ -177,7 +184,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="S",
         help=f"seconds a request body may take before it must average 1 KB/s (default {BODY_TIMEOUT_S:g})",
     )
-    return p.parse_args(argv)
 
 
 def _origin(text: str) -> str:
@@ -251,7 +257,11 @@ def user_identity(
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    serve(parse_args(argv))
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Serve what ``args`` ask for; ``args.app_dir`` is the app's folder (None: the demo app)."""
     env_tokens = os.environ.get(TOKEN_ENV)
     try:
         tokens = read_tokens(args.auth_token, env_tokens)
@@ -334,17 +344,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"serve.py: {e}")
     if dev is not None:
         routes = [*routes, *dev_token_routes(dev)]
-    app = create_app(ServerConfig(data_dir=args.data, hosts=hosts), extra_routes=routes)
+    config = ServerConfig(data_dir=args.data, hosts=hosts, app_dir=args.app_dir, schema=args.schema)
+    app = create_app(config, extra_routes=routes)
     # Listen before saying so: a client that connects right after the URL is
     # printed waits in the backlog instead of being refused.
     sock.listen(2048)
     print(app.state.precache.manifest.summary(), flush=True)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(
-        f"edgesql serving http://{host}:{port}/  (the app; devtools: http://{host}:{port}/console.html)",
-        flush=True,
+    devtools = (
+        f"; devtools: http://{host}:{port}/console.html"
+        if (app.state.app_dir / "console.html").is_file()
+        else ""
     )
-    config = uvicorn.Config(
+    print(f"edgesql serving http://{host}:{port}/  (the app{devtools})", flush=True)
+    uvicorn_config = uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,
@@ -354,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
         proxy_headers=bool(args.forwarded_allow_ips),
         forwarded_allow_ips=args.forwarded_allow_ips or None,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(uvicorn_config).run(sockets=[sock])
 
 
 def _listen(host: str, port: int) -> socket.socket:

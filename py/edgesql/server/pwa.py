@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .static import Layer, LayeredFiles
 from .wheel import Wheel
 
 __all__ = [
@@ -92,11 +93,23 @@ _REVISION_CHARS = 20  # of a sha256 hex digest: 80 bits, plenty to tell versions
 
 @dataclass(frozen=True)
 class StaticMount:
-    """A folder the app serves at a URL prefix (``""`` for the root)."""
+    """A folder the app serves at a URL prefix (``""`` for the root).
+
+    Several mounts may share a prefix: the layers of one ``LayeredFiles``
+    (static.py), in the order a request looks in them. ``only`` and
+    ``hidden`` are the layer's: which files of the folder it serves.
+    """
 
     prefix: str
     directory: Path
     html: bool
+    only: tuple[str, ...] | None = None
+    hidden: tuple[Path, ...] = ()
+
+    def serves(self, rel: PurePosixPath) -> bool:
+        """Whether a request for ``rel`` (under the prefix) is answered by this mount's folder."""
+        found = Layer(self.directory, self.only, self.hidden).find(str(rel))
+        return found is not None and found[0].is_file()
 
 
 @dataclass(frozen=True)
@@ -139,14 +152,17 @@ def _revision(data: bytes) -> str:
 
 
 def static_mounts(app: Starlette) -> list[StaticMount]:
-    """The app's StaticFiles mounts, longest prefix first."""
+    """The app's StaticFiles mounts (a ``LayeredFiles`` gives one per layer), longest prefix first."""
     mounts = []
     for route in app.routes:
-        if isinstance(route, Mount) and isinstance(route.app, StaticFiles):
+        if isinstance(route, Mount) and isinstance(route.app, LayeredFiles):
+            prefix, html = route.path.rstrip("/"), route.app.html
+            mounts += [StaticMount(prefix, la.directory, html, la.only, la.hidden) for la in route.app.layers]
+        elif isinstance(route, Mount) and isinstance(route.app, StaticFiles):
             directory = route.app.directory
             if directory is not None:
                 mounts.append(StaticMount(route.path.rstrip("/"), Path(directory), route.app.html))
-    return sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
+    return sorted(mounts, key=lambda m: len(m.prefix), reverse=True)  # stable: layers keep their order
 
 
 class PrecacheBuilder:
@@ -177,22 +193,31 @@ class PrecacheBuilder:
                 return m, pattern[len(m.prefix) + 1 :]
         raise ValueError(f"precache glob {pattern!r} is under no static mount of the app")
 
+    def _serving(self, url: str) -> StaticMount | None:
+        """The mount whose folder answers ``url``: the longest prefix, then the first layer holding it."""
+        first, rel = self._mount_for(url)
+        return next(
+            (m for m in self.mounts if m.prefix == first.prefix and m.serves(PurePosixPath(rel))), None
+        )
+
     def _files(self) -> dict[str, Path]:
         """URL → file for every glob, each file under the mount that really serves it."""
         found: dict[str, Path] = {}
         for pattern in self.globs:
-            mount, rel_pattern = self._mount_for(pattern)
-            for path in mount.directory.glob(rel_pattern):
-                rel = PurePosixPath(path.relative_to(mount.directory).as_posix())
-                if not path.is_file() or any(p.startswith(".") or p == "__pycache__" for p in rel.parts):
-                    continue
-                url = f"{mount.prefix}/{rel}"
-                # A file under "/" can be shadowed by a longer mount ("/worker/...").
-                if self._mount_for(url)[0] != mount or url in self.exclude:
-                    continue
-                if mount.html and rel.name == "index.html":
-                    url = url[: -len("index.html")]  # served (and navigated to) as the folder
-                found[url] = path
+            first, rel_pattern = self._mount_for(pattern)
+            for mount in (m for m in self.mounts if m.prefix == first.prefix):
+                for path in mount.directory.glob(rel_pattern):
+                    rel = PurePosixPath(path.relative_to(mount.directory).as_posix())
+                    if not path.is_file() or any(p.startswith(".") or p == "__pycache__" for p in rel.parts):
+                        continue
+                    url = f"{mount.prefix}/{rel}"
+                    # A file under "/" can be shadowed by a longer mount ("/worker/..."), or by an
+                    # earlier layer; a layer may not serve it at all (its `only`, its `hidden`).
+                    if url in self.exclude or self._serving(url) != mount:
+                        continue
+                    if mount.html and rel.name == "index.html":
+                        url = url[: -len("index.html")]  # served (and navigated to) as the folder
+                    found[url] = path
         return found
 
     def _hash(self, path: Path) -> tuple[str, int]:
