@@ -8,6 +8,7 @@ show it (``db.conflicts()``, ``_edgesql_conflicts``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,7 @@ def test_a_child_written_offline_under_a_parent_deleted_elsewhere(primary: Prima
         conflicts = await b.conflicts()
         mine = [c for c in conflicts if c.pk == f'["t{t2.encode().hex().upper()}"]']
         assert mine and mine[0].kind == "rejected" and "FOREIGN KEY" in (mine[0].reason or "")
+        assert mine[0].row is not None and mine[0].row["title"] == "written offline", mine[0]
         # The cascade is in the log as the primary's own change, for every device.
         assert (
             primary.query(
@@ -232,6 +234,8 @@ def test_an_edit_that_loses_to_a_delete_or_a_later_write_is_recorded(primary: Pr
         await a.sync()
         await b.sync()
         await b.execute("UPDATE projects SET name = 'b renamed' WHERE id IN (?, ?)", (p1, p2))
+        # Clocks tick in milliseconds: in the same one, the replica id would break the tie.
+        await asyncio.sleep(0.005)
         await a.execute("DELETE FROM projects WHERE id = ?", (p1,))
         await a.execute("UPDATE projects SET name = 'a renamed later' WHERE id = ?", (p2,))
         await b.sync()  # b's renames land first...
@@ -243,6 +247,9 @@ def test_an_edit_that_loses_to_a_delete_or_a_later_write_is_recorded(primary: Pr
         assert ("deleted", key[p1]) in kinds and ("overwritten", key[p2]) in kinds
         got = next(c for c in await b.conflicts() if c.kind == "overwritten" and c.pk == key[p2])
         assert got.mine == "b renamed" and got.theirs == "a renamed later"
+        # The deleted row as b had it, to name it in a notice ("your edit to 'b renamed' ...").
+        gone = next(c for c in await b.conflicts() if c.kind == "deleted" and c.pk == key[p1])
+        assert gone.row == {"name": "b renamed"} and gone.key == (p1,), gone
         await b.dismiss_conflicts([c.id for c in await b.conflicts()])
         assert await b.conflicts() == []
         await a.close()

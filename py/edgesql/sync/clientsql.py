@@ -43,6 +43,7 @@ from .constraints import (
     GONE_DDL,
     conflicts_from_page,
     dangling,
+    had_row,
     orphans_of_rejected,
     restrict_clearance,
     topological,
@@ -454,6 +455,13 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         "SELECT o.tbl, o.pk, j.key, o.hlc, j.value FROM _edgesql_outbox o, json_each(o.cells) j "
         "WHERE (SELECT 1 FROM _edgesql_outbox LIMIT 1) AND (o.tbl, o.pk) IN (SELECT tbl, pk FROM temp._edgesql_pulled) ORDER BY o.seq "
         "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, val = excluded.val",
+        # The clock still takes such a cell: it is the primary's value, which the row goes back
+        # to if the primary refuses the pending write (a stamp from the future, a constraint).
+        "INSERT INTO _edgesql_clock (tbl, pk, col, hlc, replica, val) "
+        "SELECT i.tbl, i.pk, i.col, i.hlc, i.replica, i.val FROM temp._edgesql_pulled i "
+        "WHERE EXISTS (SELECT 1 FROM temp._edgesql_pending p WHERE p.tbl = i.tbl AND p.pk = i.pk AND p.col = i.col "
+        "AND (p.hlc, :me) >= (i.hlc, i.replica)) "
+        "ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, replica = excluded.replica, val = excluded.val",
         "DELETE FROM temp._edgesql_pulled WHERE EXISTS (SELECT 1 FROM temp._edgesql_pending p "
         "WHERE p.tbl = _edgesql_pulled.tbl AND p.pk = _edgesql_pulled.pk AND p.col = _edgesql_pulled.col "
         "AND (p.hlc, :me) >= (_edgesql_pulled.hlc, _edgesql_pulled.replica))",
@@ -500,8 +508,9 @@ def programs(schema: Schema) -> dict[str, list[str]]:
         "FROM json_each(:rejected) r JOIN _edgesql_outbox o ON o.seq = r.value ->> '$.seq'"
     )
     conflict_rejected = (
-        "INSERT INTO _edgesql_conflicts (kind, tbl, pk, reason) "
-        "SELECT 'rejected', o.tbl, o.pk, (r.value ->> '$.code') || ': ' || (r.value ->> '$.reason') "
+        "INSERT INTO _edgesql_conflicts (kind, tbl, pk, reason, row) "
+        "SELECT 'rejected', o.tbl, o.pk, (r.value ->> '$.code') || ': ' || (r.value ->> '$.reason'), "
+        f"{had_row('o.tbl', 'o.pk', 'o.cells')} "
         "FROM json_each(:rejected) r JOIN _edgesql_outbox o ON o.seq = r.value ->> '$.seq'"
     )
     constrained = any(t.fks or t.uniques for t in schema.tables)

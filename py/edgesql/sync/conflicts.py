@@ -10,6 +10,7 @@ values decoded, for a notice such as "Your edit to 'Buy milk' was overwritten".
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,9 @@ class Conflict:
     ``kind`` is ``overwritten``, ``deleted`` or ``rejected``; ``key`` the row's
     primary key values; ``col`` the column (None for a whole row); ``mine`` what
     this device had and ``theirs`` what won (None for a rejection); ``writer`` the
-    replica whose change won; ``reason`` why the primary refused a rejected one.
+    replica whose change won; ``reason`` why the primary refused a rejected one;
+    ``row`` the row's other columns as this device had them, for a row that was deleted or
+    rejected (e.g. its title, to name it in a notice), else None.
     """
 
     id: int
@@ -39,6 +42,7 @@ class Conflict:
     theirs: Any
     writer: str | None
     reason: str | None
+    row: dict[str, Any] | None = None
 
 
 def parse_key(pk: str) -> tuple[Any, ...]:
@@ -56,7 +60,8 @@ def conflicts_sql(include_dismissed: bool) -> str:
     """The query :meth:`Connection.conflicts` runs (values decoded by the codec's SQL)."""
     where = "" if include_dismissed else "WHERE dismissed = 0"
     return (
-        f"SELECT id, at, kind, tbl, pk, col, {decode('mine')} AS mine, {decode('theirs')} AS theirs, writer, reason "
+        f"SELECT id, at, kind, tbl, pk, col, {decode('mine')} AS mine, {decode('theirs')} AS theirs, writer, reason, "
+        "row "
         f"FROM _edgesql_conflicts {where} ORDER BY id"
     )
 
@@ -66,5 +71,26 @@ def dismiss_sql() -> str:
     return "UPDATE _edgesql_conflicts SET dismissed = 1 WHERE id IN (SELECT value FROM json_each(?))"
 
 
+def decode_cell(cell: list[str]) -> Any:
+    """One encoded value (codec.py's table) as Python: ``["t", "x"]`` → ``"x"``."""
+    tag = cell[0]
+    if tag == "n":
+        return None
+    if tag == "i":
+        return int(cell[1])
+    if tag == "t":
+        return cell[1]
+    if tag == "T":
+        return bytes.fromhex(cell[1]).decode("utf-8", "replace")
+    if tag == "b":
+        return bytes.fromhex(cell[1])
+    if len(cell) == 3:  # ["r", mantissa, exponent]: exact
+        return math.ldexp(int(cell[1]), int(cell[2]))
+    return float(cell[1])  # ["r", "-0"], ["r", "inf"], ...
+
+
 def from_row(r: Any) -> Conflict:
-    return Conflict(r[0], r[1], r[2], r[3], r[4], parse_key(r[4]), r[5], r[6], r[7], r[8], r[9])
+    row = None
+    if r[10]:
+        row = {c: decode_cell(v) for c, v in json.loads(r[10]).items() if not c.startswith("_edgesql_")}
+    return Conflict(r[0], r[1], r[2], r[3], r[4], parse_key(r[4]), r[5], r[6], r[7], r[8], r[9], row)

@@ -49,8 +49,25 @@ CONFLICTS_DDL = (
     "CREATE TABLE IF NOT EXISTS _edgesql_conflicts (id INTEGER PRIMARY KEY, "
     "at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), kind TEXT NOT NULL, "
     "tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT, mine TEXT, theirs TEXT, writer TEXT, hlc INTEGER, "
-    "reason TEXT, dismissed INTEGER NOT NULL DEFAULT 0)"
+    "reason TEXT, dismissed INTEGER NOT NULL DEFAULT 0, row TEXT)"
 )
+
+
+def had_row(tbl: str, pk: str, cells: str | None = None) -> str:
+    """SQL: the row ``tbl``/``pk`` as this device had it, for a conflict's ``row``: a JSON object
+    of encoded values, the clock's overlaid with ``cells`` (a pending change's, JSON) or the
+    pending writes of the page being applied; NULL when the device knew nothing of it."""
+    clock = (
+        f"(SELECT json_group_object(k.col, json(k.val)) FROM _edgesql_clock k WHERE k.tbl = {tbl} "
+        f"AND k.pk = {pk} AND k.col != {quote_text(EXISTS)})"
+    )
+    mine = cells or (
+        f"(SELECT json_group_object(p.col, json(p.val)) FROM temp._edgesql_pending p WHERE p.tbl = {tbl} "
+        f"AND p.pk = {pk} AND p.col != {quote_text(EXISTS)})"
+    )
+    return f"json_patch(coalesce({clock}, '{{}}'), coalesce({mine}, '{{}}'))"
+
+
 #: Keys of rows that left during one applied page or rejection (their children are checked).
 GONE_DDL = "CREATE TEMP TABLE IF NOT EXISTS _edgesql_gone (tbl TEXT NOT NULL, pk TEXT NOT NULL, PRIMARY KEY (tbl, pk)) WITHOUT ROWID"
 
@@ -72,9 +89,10 @@ def _reject_rows(t: Table, keys_sql: str, reason_sql: str, rebuild: Rebuild) -> 
         KEYS_DDL,
         "DELETE FROM temp._edgesql_rejkeys",
         f"INSERT OR IGNORE INTO temp._edgesql_rejkeys (pk) SELECT pk FROM ({keys_sql})",
-        "INSERT INTO _edgesql_conflicts (kind, tbl, pk, reason) "
-        f"SELECT DISTINCT 'rejected', o.tbl, o.pk, {reason_sql} FROM _edgesql_outbox o "
-        f"WHERE o.tbl = {tl} AND o.pk IN ({keys})",
+        "INSERT INTO _edgesql_conflicts (kind, tbl, pk, reason, row) "
+        f"SELECT 'rejected', o.tbl, o.pk, {reason_sql}, {had_row('o.tbl', 'o.pk', 'o.cells')} "
+        f"FROM _edgesql_outbox o WHERE o.tbl = {tl} AND o.pk IN ({keys}) "
+        "AND o.seq = (SELECT max(o2.seq) FROM _edgesql_outbox o2 WHERE o2.tbl = o.tbl AND o2.pk = o.pk)",
         "INSERT OR REPLACE INTO _edgesql_rejected (seq, tbl, pk, hlc, cells, code, reason) "
         f"SELECT o.seq, o.tbl, o.pk, o.hlc, o.cells, 'constraint', {reason_sql} FROM _edgesql_outbox o "
         f"WHERE o.tbl = {tl} AND o.pk IN ({keys})",
@@ -221,8 +239,8 @@ def conflicts_from_page(me: str = ":me") -> list[str]:
         "JOIN temp._edgesql_pending p ON p.tbl = i.tbl AND p.pk = i.pk AND p.col = i.col "
         f"WHERE i.col != {ex} AND p.val IS NOT i.val AND i.replica IS NOT {me}",
         # A delete that wins over a row this device wrote (any of its cells, or a pending write).
-        "INSERT INTO _edgesql_conflicts (kind, tbl, pk, writer, hlc) "
-        "SELECT 'deleted', i.tbl, i.pk, i.replica, i.hlc FROM temp._edgesql_pulled i "
+        "INSERT INTO _edgesql_conflicts (kind, tbl, pk, writer, hlc, row) "
+        f"SELECT 'deleted', i.tbl, i.pk, i.replica, i.hlc, {had_row('i.tbl', 'i.pk')} FROM temp._edgesql_pulled i "
         f"WHERE i.col = {ex} AND i.val = {zero} AND i.replica IS NOT {me} "
         f"AND (EXISTS (SELECT 1 FROM _edgesql_clock k WHERE k.tbl = i.tbl AND k.pk = i.pk AND k.replica = {me}) "
         "OR EXISTS (SELECT 1 FROM temp._edgesql_pending p WHERE p.tbl = i.tbl AND p.pk = i.pk))",
