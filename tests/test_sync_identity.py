@@ -10,7 +10,6 @@ a user, or good.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
+from tests import aio
 from tests.conftest import start_server
 from tests.sync.primaries import Answer, PrimaryServer, enc, hlc, http, insert, key, replica_id, worker_url
 from tests.sync.wire import envelope
@@ -156,7 +156,9 @@ def test_another_user_cannot_read_a_bucket_or_learn_of_it(primary: PrimaryServer
     assert "alice" not in json.dumps(after), after
     # Bob's replica that was already up to date: its next pull is empty too.
     again = call(primary, bob, bobs, cursor=before[-1]["cursor"]).json
-    assert again["changes"] == [] and again["remaining"] == 0 and not again["more"], json.dumps([before, again])
+    assert again["changes"] == [] and again["remaining"] == 0 and not again["more"], json.dumps(
+        [before, again]
+    )
     # Alice herself reads it back on another device.
     mine = pull_all(primary, alice, replica_id("alice-2"))
     assert any(
@@ -239,4 +241,4 @@ def test_a_replica_renews_an_expired_token_and_a_new_user_starts_afresh(
             await db.close()
         assert primary.query("SELECT owner FROM notes WHERE id IN ('bobs', 'unsent')") == [("bob",)]
 
-    asyncio.run(run())
+    aio.run(run())

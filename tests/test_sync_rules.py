@@ -27,5 +27,6 @@ def test_a_refusal_maps_to_what_a_replica_does() -> None:
     assert rules.reaction(403, "replica_forbidden") == "rotate"
     assert rules.reaction(409, "schema_behind") == "migrate"
     assert rules.reaction(409, "schema_ahead") == "fail"
-    assert rules.reaction(401, "unauthorized") == "fail"
+    assert rules.reaction(401, "unauthorized") == "reauth"
+    assert rules.reaction(401, "token_expired") == "reauth"
     assert rules.reaction(503, None) == "fail"
