@@ -92,6 +92,17 @@ class Server:
             self.proc.stdout.close()
 
 
+def single_user_schema(root: Path, data: Path) -> Path:
+    """The demo's migrations without its access rules, beside ``data``: one shared database
+    that any client may sync without signing in. Tests of users give the schema folder
+    itself (web/app/schema, with access.sql) or their own."""
+    out = data.parent / f"{data.name}-schema"
+    out.mkdir(parents=True, exist_ok=True)
+    for f in sorted((root / "web" / "app" / "schema").glob("[0-9]*.sql")):
+        shutil.copyfile(f, out / f.name)
+    return out
+
+
 def start_server(
     data: Path,
     *args: str,
@@ -105,6 +116,8 @@ def start_server(
     ``root`` is the checkout to serve: a test may pass a copy it has changed.
     ``env`` is added to serve.py's environment.
     """
+    if "--schema" not in args:
+        args = ("--schema", str(single_user_schema(root, data)), *args)
     cmd = [sys.executable, str(root / "serve.py"), "--port", str(port), "--data", str(data), *args]
     proc = subprocess.Popen(
         cmd,

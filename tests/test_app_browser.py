@@ -377,8 +377,8 @@ def test_a_write_the_primary_refuses_is_listed_with_its_reason(laptop: Laptop) -
 pid = await data.add_project(db, 'Scrapbook')
 tid = await data.add_task(db, pid, 'Paste the whole book here')
 await db.sync()
-await db.execute("INSERT INTO comments (id, task_id, author, body) VALUES ('huge', ?, 'script', 'from the future')",
-                 (tid,))
+await db.execute("INSERT INTO comments (id, task_id, project_id, author, body) "
+                 "VALUES ('huge', ?, ?, 'script', 'from the future')", (tid, pid))
 await db.execute("UPDATE _edgesql_outbox SET hlc = hlc + (86400000 << 16) WHERE tbl = 'comments'")""",
     )
     page.click("#sync-button")
@@ -400,7 +400,9 @@ def test_the_devtools_show_the_outbox_clock_and_schema(laptop: Laptop, app_serve
         laptop.context.set_offline(True)  # so the write waits in the outbox
         run_py(
             console,
-            "await db.execute(\"INSERT INTO tags (id, name) VALUES ('devtools-tag', 'seen in devtools')\")",
+            "await db.execute(\"INSERT INTO projects (id, name) VALUES ('devtools-p', 'Devtools')\"); "
+            "await db.execute(\"INSERT INTO tags (id, project_id, name) VALUES ('devtools-tag', 'devtools-p', "
+            "'seen in devtools')\")",
         )
         console.focus("#tab-sql")
         console.keyboard.press("ArrowRight")  # the tablist answers to the arrow keys
@@ -418,7 +420,7 @@ def test_the_devtools_show_the_outbox_clock_and_schema(laptop: Laptop, app_serve
 
         console.click("#tab-schema")
         schema = console.locator("#panel-schema")
-        expect(schema.locator("#schema-version")).to_have_text("v1")
+        expect(schema.locator("#schema-version")).to_have_text("v2")
         expect(schema).to_contain_text("task_tags")
         expect(schema).to_contain_text("local_tasks_fts")  # the app's local-only search index
 

@@ -21,7 +21,7 @@ from web.app.seed import SAMPLE, add_sample_data
 
 import edgesql
 
-SCHEMA = [p.read_text() for p in sorted((ROOT / "web" / "app" / "schema").glob("*.sql"))]
+SCHEMA = [p.read_text() for p in sorted((ROOT / "web" / "app" / "schema").glob("[0-9]*.sql"))]
 
 
 async def _db() -> edgesql.Connection:
@@ -58,7 +58,7 @@ async def test_projects_count_open_and_done_tasks(db: edgesql.Connection) -> Non
     await data.add_task(db, home, "Bread")
     await data.set_done(db, a, True)
     got = await rows(db, data.PROJECTS_SQL)
-    assert [r[1:] for r in got] == [
+    assert [r[1:5] for r in got] == [
         ["Home", data.PROJECT_COLORS[0], 1, 1],
         ["Work", data.PROJECT_COLORS[1], 0, 0],
     ]
@@ -92,6 +92,34 @@ async def test_a_tag_is_found_by_name_whatever_its_case(db: edgesql.Connection) 
     assert tags == [["Urgent", 2, 2]]
     await data.remove_tag(db, t1, first)
     assert await rows(db, "SELECT task_id FROM task_tags") == [[t2]]
+
+
+@with_db
+async def test_a_tags_key_comes_from_its_project_and_name(db: edgesql.Connection) -> None:
+    """Two devices that create "urgent" in a project offline make the same row (the key is
+    derived), so sync merges them instead of refusing one of them as a UNIQUE conflict."""
+    p, q = await data.add_project(db, "P"), await data.add_project(db, "Q")
+    tp, tq = await data.add_task(db, p, "One"), await data.add_task(db, q, "Two")
+    assert await data.add_tag(db, tp, "Urgent") == f"tag {p} urgent"
+    assert await data.add_tag(db, tq, "URGENT") == f"tag {q} urgent"  # each project its own
+    with pytest.raises(edgesql.IntegrityError, match="UNIQUE"):
+        await db.execute("INSERT INTO tags (id, project_id, name) VALUES ('other', ?, 'urgent')", (p,))
+    tags = await rows(db, "SELECT lower(name), open, total FROM (" + data.TAGS_SQL + ")")
+    assert tags == [["urgent", 2, 2]]  # one name in the cloud, counted across projects
+
+
+@with_db
+async def test_members_share_a_project(db: edgesql.Connection) -> None:
+    p = await data.add_project(db, "Shared", owner="alice")
+    await data.add_member(db, p, "bob", added_by="alice")
+    await data.add_member(db, p, " bob ", added_by="alice")  # twice: one row
+    await data.add_member(db, p, "carol")
+    assert await rows(db, data.MEMBERS_SQL, (p,)) == [["alice", 1], ["bob", 0], ["carol", 0]]
+    with pytest.raises(data.InputError, match="letters, digits"):
+        await data.add_member(db, p, "no spaces please")
+    await data.remove_member(db, p, "carol")
+    await data.delete_project(db, p)
+    assert await rows(db, "SELECT count(*) FROM members") == [[0]]
 
 
 @with_db

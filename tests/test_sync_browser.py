@@ -137,10 +137,11 @@ def test_writes_sync_by_themselves_and_when_back_online(
         page,
         'import edgesql, json\ndb = await edgesql.connect("auto.db", sync_url="/sync", sync_interval=300)',
     )
-    run_py(page, "await db.execute(\"INSERT INTO tags (id, name) VALUES ('g1', 'urgent')\")")
+    run_py(page, "await db.execute(\"INSERT INTO projects (id, name) VALUES ('p', 'Home')\")")
+    run_py(page, "await db.execute(\"INSERT INTO tags (id, project_id, name) VALUES ('g1', 'p', 'urgent')\")")
     wait_py(page, "(await db.sync_status()).pending", 0)
     ctx.set_offline(True)
-    run_py(page, "await db.execute(\"INSERT INTO tags (id, name) VALUES ('g2', 'later')\")")
+    run_py(page, "await db.execute(\"INSERT INTO tags (id, project_id, name) VALUES ('g2', 'p', 'later')\")")
     wait_py(page, "(await db.sync_status()).online", False)
     # Let the retries back off until the next one is seconds away...
     wait_py(
@@ -242,6 +243,7 @@ def test_console_shows_progress_during_a_long_first_pull(
 
     async def seed() -> None:
         async with edgesql.connect(":memory:", sync_url=own_server.url + "/sync", sync_interval=None) as db:
+            await db.execute("INSERT INTO projects (id, name) VALUES ('p', 'Big')")
             for start in range(0, 20_000, 5_000):
                 await db.executemany(
                     "INSERT INTO tasks (id, project_id, title) VALUES (?, 'p', ?)",
@@ -274,7 +276,7 @@ def test_console_shows_progress_during_a_long_first_pull(
             ):
                 break
             time.sleep(0.05)
-        assert any(c.startswith("pulled ") and c.endswith("of 20,000 changes") for c in seen), seen
+        assert any(c.startswith("pulled ") and c.endswith("of 20,001 changes") for c in seen), seen
         assert run_py(page, "(await db.execute('SELECT count(*) FROM tasks')).scalar()") == 20_000
     finally:
         ctx.close()
@@ -288,6 +290,7 @@ def test_a_write_during_a_long_pull_is_pushed_and_every_row_arrives(
 
     async def seed() -> None:
         async with edgesql.connect(":memory:", sync_url=own_server.url + "/sync", sync_interval=None) as db:
+            await db.execute("INSERT INTO projects (id, name) VALUES ('p', 'Big')")
             for start in range(0, 12_000, 3_000):
                 await db.executemany(
                     "INSERT INTO tasks (id, project_id, title, priority) VALUES (?, 'p', ?, ?)",

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.browser
 CONNECT = """
 import edgesql, json, asyncio
 db = await edgesql.connect("tabs.db", sync_url="/sync", sync_interval=0)
+await db.execute("INSERT OR IGNORE INTO projects (id, name) VALUES ('p', 'Tabs')")  # tags belong to one
 json.dumps(db.info.extra)
 """
 
@@ -25,7 +26,7 @@ async def write_all(tab):
     for i in range(1000):
         while True:
             try:
-                await db.execute("INSERT INTO tags (id, name) VALUES (?, ?)", (f"{tab}-{i:04}", f"tag {i} of {tab}"))
+                await db.execute("INSERT INTO tags (id, project_id, name) VALUES (?, 'p', ?)", (f"{tab}-{i:04}", f"tag {i} of {tab}"))
                 done += 1
                 break
             except edgesql.OperationalError as e:
@@ -162,7 +163,7 @@ async def wait_change():
         c,
         """
 import time
-await db.execute("INSERT INTO tags (id, name) VALUES ('x', 'live')")
+await db.execute("INSERT INTO tags (id, project_id, name) VALUES ('x', 'p', 'live')")
 time.time() * 1000
 """,
     )

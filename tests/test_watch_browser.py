@@ -48,8 +48,10 @@ json.dumps([list(r) for r in first.rows])
 
     async def elsewhere() -> None:
         async with edgesql.connect(":memory:", sync_url=server.url + "/sync", sync_interval=None) as db:
+            await db.execute("INSERT INTO projects (id, name) VALUES ('p', 'Watched')")
             await db.executemany(
-                "INSERT INTO tags (id, name) VALUES (?, ?)", [("x1", "pulled-a"), ("x2", "pulled-b")]
+                "INSERT INTO tags (id, project_id, name) VALUES (?, 'p', ?)",
+                [("x1", "pulled-a"), ("x2", "pulled-b")],
             )
             await db.sync()
 

@@ -27,7 +27,7 @@ SYNC_URL = "/sync"
 PAGE_ROWS = 1000  # rows fetched and shown at once; "Show more" fetches as many again
 STATUS_EVERY_S = 0.5
 DEVTOOLS_LIB = "/home/pyodide/devtools"
-TABS = ("sql", "outbox", "clock", "schema", "rejected")
+TABS = ("sql", "outbox", "clock", "schema", "rejected", "conflicts")
 
 document = js.document
 sync_problem: str | None = None

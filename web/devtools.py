@@ -1,4 +1,4 @@
-"""The console's devtools tabs: outbox, clock, schema and rejected writes, read from the database.
+"""The console's devtools tabs: outbox, clock, schema, rejected writes and conflicts, read from the database.
 
 ``console.py`` loads this module (with the app's ``cells.py``, which turns
 keys, encoded cells and clock stamps into text) and calls
@@ -27,7 +27,7 @@ import edgesql
 
 __all__ = ["TABS", "Devtools"]
 
-TABS = ("sql", "outbox", "clock", "schema", "rejected")
+TABS = ("sql", "outbox", "clock", "schema", "rejected", "conflicts")
 MAX_ROWS = 200  # newest first; the count above the table says how many there are
 
 
@@ -42,6 +42,11 @@ def _table(head: list[str], rows: list[str], klass: str = "data") -> str:
 
 def _cells(cells: str) -> str:
     return "<br>".join(f'<span class="col">{esc(col)}</span> = {esc(val)}' for col, val in cells_text(cells))
+
+
+def _value(enc: str | None) -> str:
+    """An encoded cell as stored (JSON text) as SQL-looking text; NULL when absent."""
+    return value_text(json.loads(enc)) if enc else "NULL"
 
 
 def _empty(text: str) -> str:
@@ -208,3 +213,44 @@ class Devtools:
             for r in rs.rows
         ]
         return intro + _table(["seq", "table", "key", "code", "reason", "cells", "at"], rows)
+
+    async def _conflicts(self) -> str:
+        has = await self.db.execute("SELECT count(*) FROM sqlite_schema WHERE name = '_edgesql_conflicts'")
+        intro = (
+            '<p class="summary">This device\'s edits that lost: <em>overwritten</em> by a later write '
+            "on another device, <em>deleted</em> with the row by a delete that won, or <em>rejected</em> "
+            "by the primary. Read them from Python with <code>await db.conflicts()</code>; "
+            "<code>db.dismiss_conflicts(ids)</code> marks them seen (dismissed ones are greyed).</p>"
+        )
+        if not has.scalar():
+            return intro + _empty("No edit of this device has lost.")
+        rs = await self.db.execute(
+            "SELECT id, at, kind, tbl, pk, col, mine, theirs, writer, hlc, reason, row, dismissed "
+            "FROM _edgesql_conflicts ORDER BY id DESC LIMIT ?",
+            (MAX_ROWS,),
+        )
+        if not rs.rows:
+            return intro + _empty("No edit of this device has lost.")
+
+        def lost(r: Any) -> str:
+            if r["kind"] == "overwritten":
+                return (
+                    f'<span class="col">{esc(r["col"])}</span>: {esc(_value(r["mine"]))} '
+                    f"&rarr; {esc(_value(r['theirs']))}"
+                )
+            row = json.loads(r["row"]) if r["row"] else {}
+            had = "<br>".join(
+                f'<span class="col">{esc(c)}</span> = {esc(value_text(v))}' for c, v in row.items()
+            )
+            return (esc(r["reason"]) + ("<br>" if had and r["reason"] else "") + had) or "&mdash;"
+
+        rows = [
+            f'<tr class="{"muted" if r["dismissed"] else ""}"><td class="num">{r["id"]}</td>'
+            f'<td><span class="badge {"bad" if r["kind"] == "rejected" else "warn"}">{esc(r["kind"])}</span></td>'
+            f"<td>{esc(r['tbl'])}</td><td>{esc(key_text(r['pk']))}</td><td>{lost(r)}</td>"
+            f"<td>{esc(r['writer'] or '')}</td><td>{esc(hlc_text(r['hlc']) if r['hlc'] else '')}</td>"
+            f"<td>{esc(r['at'])}</td></tr>"
+            for r in rs.rows
+        ]
+        head = ["#", "kind", "table", "key", "this device had → what won", "winner", "won at", "recorded"]
+        return intro + _table(head, rows)

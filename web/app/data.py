@@ -1,9 +1,14 @@
 """The demo app's data: the SQL behind every view, and every write.
 
-Projects hold tasks; tags belong to many tasks through ``task_tags`` (a
-composite key); tasks have comments. The views are joins and aggregates —
-open/done counts per project, each task's tags and comment count, tasks by
-tag across projects — the part a key-value store would leave to app code.
+Projects hold tasks; a project's tags belong to many of its tasks through
+``task_tags`` (a composite key); tasks have comments; projects have an owner
+and members (who may see and change them, with the server's access rules). The
+views are joins and aggregates — open/done counts per project, each task's tags
+and comment count, tasks by tag across projects — the part a key-value store
+would leave to app code.
+
+The references are FOREIGN KEYs with ON DELETE CASCADE (schema/0002): deleting
+a project or a task is one statement, here and on every other device.
 
 Everything here takes an open :class:`edgesql.Connection`, so it runs the
 same on CPython (``tests/test_app_data.py``) as in the browser::
@@ -32,6 +37,7 @@ import edgesql
 
 __all__ = [
     "COMMENTS_SQL",
+    "MEMBERS_SQL",
     "PROJECTS_SQL",
     "REJECTED_SQL",
     "TAGS_SQL",
@@ -40,12 +46,14 @@ __all__ = [
     "InputError",
     "Search",
     "add_comment",
+    "add_member",
     "add_project",
     "add_tag",
     "add_task",
     "delete_comment",
     "delete_project",
     "delete_task",
+    "remove_member",
     "remove_tag",
     "rename_project",
     "set_done",
@@ -71,7 +79,8 @@ class InputError(ValueError):
 PROJECTS_SQL = """
 SELECT p.id, p.name, p.color,
        count(t.id) FILTER (WHERE t.done = 0) AS open,
-       count(t.id) FILTER (WHERE t.done = 1) AS done
+       count(t.id) FILTER (WHERE t.done = 1) AS done,
+       p.owner, (SELECT count(*) FROM members m WHERE m.project_id = p.id) AS members
 FROM projects p LEFT JOIN tasks t ON t.project_id = p.id
 WHERE p.archived = 0
 GROUP BY p.id
@@ -105,15 +114,26 @@ COMMENTS_SQL = """
 SELECT id, author, body, created_at FROM comments WHERE task_id = ? ORDER BY created_at, rowid
 """
 
+# Tags are a project's own; the cloud shows each name once, counted across projects
+# (names compare case-insensitively: the column is COLLATE NOCASE). Name and colour are
+# those of the tag with the least key (SQLite takes bare columns from the min() row).
 TAGS_SQL = """
-SELECT g.id, g.name, g.color,
+SELECT min(g.id) AS id, g.name, g.color,
        count(t.id) FILTER (WHERE t.done = 0) AS open,
        count(t.id) AS total
 FROM tags g
 LEFT JOIN task_tags tt ON tt.tag_id = g.id
 LEFT JOIN tasks t ON t.id = tt.task_id
-GROUP BY g.id
-ORDER BY g.name COLLATE NOCASE, g.id
+GROUP BY g.name
+ORDER BY g.name, min(g.id)
+"""
+
+# Who shares a project: its owner first, then its members by name.
+MEMBERS_SQL = """
+SELECT owner AS user_id, 1 AS is_owner FROM projects WHERE id = ?1 AND owner != ''
+UNION ALL
+SELECT user_id, 0 FROM members WHERE project_id = ?1 AND user_id != (SELECT owner FROM projects WHERE id = ?1)
+ORDER BY is_owner DESC, user_id
 """
 
 # _edgesql_* tables are sync's own: live queries do not see their changes
@@ -241,9 +261,15 @@ async def setup_search(db: edgesql.Connection) -> Search:
                 raise
             return Search(fts=False)  # this SQLite was built without FTS5
         return Search(fts=True)
-    counts = await db.execute("SELECT (SELECT count(*) FROM local_tasks_fts), (SELECT count(*) FROM tasks)")
-    indexed, tasks = counts.rows[0]
-    if indexed != tasks:  # a table rebuilt by a migration, or a stale entry: start over
+    counts = await db.execute(
+        "SELECT (SELECT count(*) FROM local_tasks_fts), (SELECT count(*) FROM tasks), "
+        "(SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name LIKE 'local\\_tasks\\_fts\\_%' "
+        "ESCAPE '\\')"
+    )
+    indexed, tasks, triggers = counts.rows[0]
+    if triggers != 3:  # a migration rebuilt `tasks`, and its triggers went with the old table
+        await db.batch(_SEARCH_SETUP)
+    elif indexed != tasks:  # a stale entry: start over
         await db.batch(_SEARCH_REBUILD)
     return Search(fts=True)
 
@@ -279,14 +305,14 @@ def _tag_name(text: str, strict: bool = True) -> str:
     return name[:MAX_TAG]
 
 
-async def add_project(db: edgesql.Connection, name: str) -> str:
-    """Create a project; returns its id."""
+async def add_project(db: edgesql.Connection, name: str, owner: str = "") -> str:
+    """Create a project owned by ``owner`` (the signed-in user; '' without users); returns its id."""
     name = _line(name, "A project name")
     n = (await db.execute("SELECT count(*) FROM projects")).scalar() or 0
     pid = new_id()
     await db.execute(
-        "INSERT INTO projects (id, name, color) VALUES (?, ?, ?)",
-        (pid, name, PROJECT_COLORS[n % len(PROJECT_COLORS)]),
+        "INSERT INTO projects (id, name, color, owner) VALUES (?, ?, ?, ?)",
+        (pid, name, PROJECT_COLORS[n % len(PROJECT_COLORS)], owner),
     )
     return pid
 
@@ -297,16 +323,31 @@ async def rename_project(db: edgesql.Connection, project_id: str, name: str) -> 
 
 
 async def delete_project(db: edgesql.Connection, project_id: str) -> None:
-    """Delete a project with its tasks, their tag links and comments, all at once."""
-    tasks = "SELECT id FROM tasks WHERE project_id = ?"
-    await db.batch(
-        [
-            (f"DELETE FROM comments WHERE task_id IN ({tasks})", (project_id,)),
-            (f"DELETE FROM task_tags WHERE task_id IN ({tasks})", (project_id,)),
-            ("DELETE FROM tasks WHERE project_id = ?", (project_id,)),
-            ("DELETE FROM projects WHERE id = ?", (project_id,)),
-        ]
+    """Delete a project: ON DELETE CASCADE takes its tasks, their tag links and comments,
+    its tags and members with it — here, on the primary, and on every device, including
+    tasks another device adds to it offline before it hears of the delete."""
+    await db.execute("DELETE FROM projects WHERE id = ?", (project_id,))
+
+
+_USER = re.compile(r"[A-Za-z0-9_.@+-]{1,64}")
+
+
+async def add_member(db: edgesql.Connection, project_id: str, user: str, added_by: str = "") -> None:
+    """Share a project with ``user`` (a sign-in name). The key is the pair, so adding the same
+    person twice, on two devices offline, makes one row."""
+    user = user.strip()
+    if not _USER.fullmatch(user):
+        raise InputError("A name is 1-64 letters, digits or . _ @ + -, as people sign in with it.")
+    await db.execute(
+        "INSERT INTO members (id, project_id, user_id, added_by) VALUES (?1 || ' ' || ?2, ?1, ?2, ?3) "
+        "ON CONFLICT DO NOTHING",
+        (project_id, user, added_by),
     )
+
+
+async def remove_member(db: edgesql.Connection, project_id: str, user: str) -> None:
+    """Stop sharing a project with ``user``: their devices drop it at their next sync."""
+    await db.execute("DELETE FROM members WHERE project_id = ? AND user_id = ?", (project_id, user))
 
 
 async def add_task(db: edgesql.Connection, project_id: str, title: str, notes: str = "") -> str:
@@ -368,42 +409,44 @@ async def set_done(db: edgesql.Connection, task_id: str, done: bool) -> None:
 
 
 async def delete_task(db: edgesql.Connection, task_id: str) -> None:
-    """Delete a task with its tag links and comments, all at once."""
-    await db.batch(
-        [
-            ("DELETE FROM comments WHERE task_id = ?", (task_id,)),
-            ("DELETE FROM task_tags WHERE task_id = ?", (task_id,)),
-            ("DELETE FROM tasks WHERE id = ?", (task_id,)),
-        ]
-    )
+    """Delete a task; ON DELETE CASCADE takes its tag links and comments with it."""
+    await db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
 
 
 async def add_tag(db: edgesql.Connection, task_id: str, name: str) -> str:
-    """Tag a task with ``name``, creating the tag when no tag has that name yet; returns the tag's id.
+    """Tag a task with ``name``, creating the project's tag of that name if it has none;
+    returns the tag's id.
 
-    Tag names are not UNIQUE in the schema (two devices may each create
-    "urgent" offline, and sync cannot merge a UNIQUE constraint), so the
-    lookup is by name, case-insensitively, and the oldest key wins.
+    A project has one tag per name (UNIQUE (project_id, name), case-insensitive). Two
+    devices may each create "urgent" offline: if each made a random key, the primary would
+    keep the first and reject the second (a UNIQUE conflict), and the second device would
+    lose its tag links. So the key is derived from what makes the tag unique — the project
+    and the lower-cased name (SQLite's lower(), as in schema/0002) — and both devices
+    create the *same* row: sync merges it (the later colour wins) instead of refusing one.
     """
     name = _tag_name(name)
     n = (await db.execute("SELECT count(*) FROM tags")).scalar() or 0
-    candidate = new_id()
-    find = "(SELECT id FROM tags WHERE name = ?1 COLLATE NOCASE ORDER BY id LIMIT 1)"
+    tag_key = "'tag ' || t.project_id || ' ' || lower(?1)"
     await db.batch(
         [
             (
-                "INSERT INTO tags (id, name, color) SELECT ?2, ?1, ?3 "
-                "WHERE NOT EXISTS (SELECT 1 FROM tags WHERE name = ?1 COLLATE NOCASE)",
-                (name, candidate, TAG_COLORS[n % len(TAG_COLORS)]),
+                f"INSERT INTO tags (id, project_id, name, color) SELECT {tag_key}, t.project_id, ?1, ?3 "
+                "FROM tasks t WHERE t.id = ?2 ON CONFLICT DO NOTHING",
+                (name, task_id, TAG_COLORS[n % len(TAG_COLORS)]),
             ),
             (
-                f"INSERT INTO task_tags (task_id, tag_id) SELECT ?2, {find} "
-                f"WHERE NOT EXISTS (SELECT 1 FROM task_tags WHERE task_id = ?2 AND tag_id = {find})",
+                "INSERT INTO task_tags (task_id, tag_id, project_id) "
+                "SELECT t.id, g.id, t.project_id FROM tasks t JOIN tags g ON g.project_id = t.project_id "
+                "WHERE t.id = ?2 AND g.name = ?1 ON CONFLICT DO NOTHING",
                 (name, task_id),
             ),
         ]
     )
-    return (await db.execute(f"SELECT {find}", (name,))).scalar()
+    rs = await db.execute(
+        "SELECT g.id FROM tags g JOIN tasks t ON t.project_id = g.project_id WHERE t.id = ? AND g.name = ?",
+        (task_id, name),
+    )
+    return rs.scalar()
 
 
 async def remove_tag(db: edgesql.Connection, task_id: str, tag_id: str) -> None:
@@ -418,8 +461,9 @@ async def add_comment(db: edgesql.Connection, task_id: str, author: str, body: s
         raise InputError("A comment cannot be empty.")
     cid = new_id()
     await db.execute(
-        "INSERT INTO comments (id, task_id, author, body) VALUES (?, ?, ?, ?)",
-        (cid, task_id, author[:MAX_NAME], body),
+        "INSERT INTO comments (id, task_id, project_id, author, body) "
+        "SELECT ?, id, project_id, ?, ? FROM tasks WHERE id = ?",
+        (cid, author[:MAX_NAME], body, task_id),
     )
     return cid
 

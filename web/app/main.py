@@ -13,9 +13,14 @@ that never synced needs the server once (for the app's tables): without it
 the page says so and how to fix it, and retries when the browser comes back
 online. After the first sync the app starts offline like any other time.
 
-When the server needs a token (``serve.py --auth-token``) and turns the
-device away, the page asks for it; it is kept in this browser
-(``app.syncbar.saved_token``) and given to ``connect(auth_token=...)``.
+Who is using the app: when the server has access rules (each person sees
+their own projects: ``schema/access.sql``), the page asks for a name, and
+``connect(auth=...)`` gets a token provider for it (``app/signin.py``: here
+the development sign-in of ``serve.py`` on loopback; a real app plugs in its
+identity provider). Without access rules, everyone shares one database; when
+such a server needs the app's token (``serve.py --auth-token``), the page asks
+for it, keeps it in this browser (``app.syncbar.saved_token``) and gives it to
+``connect(auth_token=...)``.
 
 Once the app is on screen: ``<html data-ready="true">``; ``window.pyodide``
 runs Python in this namespace, where ``db`` is the open database and ``app``
@@ -50,6 +55,10 @@ def _loading(text: str) -> None:
 
 def _fatal(title: str, text: str, help_text: str = "", detail: str = "", code: str = "error") -> None:
     document.getElementById("token-form").hidden = code != "unauthorized"
+    document.getElementById("signin-form").hidden = code != "sign_in"
+    # Signing in is not a failure: no broken-cloud icon, and the form is the way on.
+    document.querySelector("#fatal .fatal-icon").style.display = "none" if code == "sign_in" else ""
+    document.getElementById("retry").hidden = code == "sign_in"
     document.getElementById("loading").hidden = True
     document.getElementById("app").hidden = True
     document.getElementById("fatal").hidden = False
@@ -77,19 +86,33 @@ async def _install_edgesql() -> None:
 
 async def _connect():  # -> edgesql.Connection | None
     import edgesql
+    from app.signin import dev_sign_in_offered, dev_token_provider, forget_user, signed_in_user
     from app.syncbar import saved_token
 
-    token = saved_token()
+    user = signed_in_user()
+    token = None if user else saved_token()
     try:
         return await edgesql.connect(
             DB_NAME,
             sync_url=SYNC_URL,
             sync_interval=SYNC_INTERVAL_S,
-            auth_token=token,
             statement_timeout=STATEMENT_TIMEOUT_S,
+            **({"auth": dev_token_provider(user)} if user else {"auth_token": token}),
         )
     except edgesql.SyncError as e:
-        if e.code == "unauthorized":
+        if e.code in ("unauthorized", "sign_in", "bad_token") and await dev_sign_in_offered():
+            forget_user()
+            _fatal(
+                "Who's using this app?",
+                "Each person sees the projects they created and the ones others share with them. "
+                "Sign in with a name to open yours on this device.",
+                "Development sign-in: this server (serve.py on your machine) lets anyone in under any "
+                "name, without a password. A real deployment signs people in with its identity provider.",
+                str(e) if user else "",
+                code="sign_in",
+            )
+            document.getElementById("signin-input").focus()
+        elif e.code in ("unauthorized", "sign_in"):
             _fatal(
                 "The sync server refused this token" if token else "This sync server needs a token",
                 "Your tasks are kept on this device and synced with a server that lets in only apps "
@@ -145,13 +168,15 @@ async def start() -> None:
             return
         js.performance.mark("app:db")
         from app.data import setup_search
+        from app.signin import signed_in_user
         from app.ui import App
 
         search = await setup_search(db)
-        author = js.localStorage.getItem(AUTHOR_KEY)
+        user = signed_in_user()
+        author = user or js.localStorage.getItem(AUTHOR_KEY)
         if not author:
             author = "Device " + (await db.sync_status()).replica[:4].upper()
-        app = App(db, search, author)
+        app = App(db, search, author, user)
         await app.start()
         document.getElementById("loading").hidden = True
         document.getElementById("app").hidden = False
@@ -192,9 +217,22 @@ def _save_token(event: object) -> None:
     _retry()
 
 
+def _sign_in(event: object) -> None:
+    """The sign-in form on the start screen: keep the name, then start with it."""
+    event.preventDefault()  # type: ignore[attr-defined]
+    from app.signin import save_user
+
+    name = str(document.getElementById("signin-input").value).strip()
+    if name:
+        save_user(name)
+        _retry()
+
+
 _retry_proxy = create_proxy(_retry)
 _save_token_proxy = create_proxy(_save_token)
+_sign_in_proxy = create_proxy(_sign_in)
 document.getElementById("token-form").addEventListener("submit", _save_token_proxy)
+document.getElementById("signin-form").addEventListener("submit", _sign_in_proxy)
 document.getElementById("retry").addEventListener("click", _retry_proxy)
 window.addEventListener("online", _retry_proxy)
 await start()

@@ -68,25 +68,23 @@ def _stamp(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
-async def add_sample_data(db: edgesql.Connection) -> int:
-    """Write the sample projects; returns how many tasks were added."""
+async def add_sample_data(db: edgesql.Connection, owner: str = "") -> int:
+    """Write the sample projects, owned by ``owner`` (the signed-in user; '' without users);
+    returns how many tasks were added."""
     now = datetime.now(UTC)
     stmts: list[tuple[str, tuple[Any, ...]]] = []
-    tag_ids: dict[str, str] = {}
-    existing = await db.execute("SELECT name, id FROM tags ORDER BY id")
-    for name, tag_id in existing.rows:
-        tag_ids.setdefault(str(name).lower(), tag_id)
     n_tasks = 0
     for p, (project, tasks) in enumerate(SAMPLE):
         pid = new_id()
         created = _stamp(now - timedelta(minutes=60 - p))
         stmts.append(
             (
-                "INSERT INTO projects (id, name, color, created_at) VALUES (?, ?, ?, ?)",
-                (pid, project, PROJECT_COLORS[p % len(PROJECT_COLORS)], created),
+                "INSERT INTO projects (id, name, color, created_at, owner) VALUES (?, ?, ?, ?, ?)",
+                (pid, project, PROJECT_COLORS[p % len(PROJECT_COLORS)], created, owner),
             )
         )
-        for i, (title, notes, priority, due_days, done, tags, comments) in enumerate(tasks):
+        tags: dict[str, int] = {}
+        for i, (title, notes, priority, due_days, done, task_tags, comments) in enumerate(tasks):
             tid = new_id()
             n_tasks += 1
             due = (now + timedelta(days=due_days)).strftime("%Y-%m-%d") if due_days is not None else None
@@ -98,19 +96,31 @@ async def add_sample_data(db: edgesql.Connection) -> int:
                     (tid, pid, title, notes, priority, due, int(done), stamp, stamp),
                 )
             )
-            for tag in tags:
-                if tag not in tag_ids:
-                    tag_ids[tag] = new_id()
-                    color = TAG_COLORS[(len(tag_ids) - 1) % len(TAG_COLORS)]
+            for tag in task_tags:
+                # The tag's key from its project and name, as data.add_tag makes it.
+                if tag not in tags:
+                    tags[tag] = len(tags)
+                    color = TAG_COLORS[tags[tag] % len(TAG_COLORS)]
                     stmts.append(
-                        ("INSERT INTO tags (id, name, color) VALUES (?, ?, ?)", (tag_ids[tag], tag, color))
+                        (
+                            "INSERT INTO tags (id, project_id, name, color) "
+                            "VALUES ('tag ' || ?1 || ' ' || lower(?2), ?1, ?2, ?3)",
+                            (pid, tag, color),
+                        )
                     )
-                stmts.append(("INSERT INTO task_tags (task_id, tag_id) VALUES (?, ?)", (tid, tag_ids[tag])))
+                stmts.append(
+                    (
+                        "INSERT INTO task_tags (task_id, tag_id, project_id) "
+                        "VALUES (?1, 'tag ' || ?2 || ' ' || lower(?3), ?2)",
+                        (tid, pid, tag),
+                    )
+                )
             for c, (author, body) in enumerate(comments):
                 stmts.append(
                     (
-                        "INSERT INTO comments (id, task_id, author, body, created_at) VALUES (?, ?, ?, ?, ?)",
-                        (new_id(), tid, author, body, _stamp(now - timedelta(minutes=30 - 10 * c))),
+                        "INSERT INTO comments (id, task_id, project_id, author, body, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (new_id(), tid, pid, author, body, _stamp(now - timedelta(minutes=30 - 10 * c))),
                     )
                 )
     await db.batch(stmts)

@@ -5,14 +5,17 @@ which view is shown — and every list on the page is a :class:`LiveView`, so
 a write anywhere (this page, the console, another tab, another device
 through sync) redraws what it affects and nothing else. Selecting something
 only changes a view's parameters. The sidebar's Token field keeps the sync
-token on the device (``syncbar.save_token``) and reloads to use it.
+token on the device (``syncbar.save_token``) and reloads to use it; with
+users, the sidebar says who is signed in and the project header who shares
+the project (``people.py``). Edits of this device that lost to others are
+shown above the content until dismissed (``notices.py``).
 
 One listener per event type on ``document`` dispatches on the target's
 ``data-action`` (clicks) or the form's id (submits). Writes go through
 ``data.py``; an :class:`edgesql.Error` or :class:`data.InputError` is shown
 next to where it happened, in words::
 
-    app = App(db, search, author="Ada")
+    app = App(db, search, author="Ada", user=None)   # user: the signed-in name, with users
     await app.start()        # returns once the first projects are on screen
 """
 
@@ -32,7 +35,10 @@ import edgesql
 from . import data, views
 from .data import InputError, Search
 from .live import LiveView, on_task_error, spawn
+from .notices import ConflictNotices
+from .people import People
 from .seed import add_sample_data
+from .signin import forget_user
 from .syncbar import SyncIndicator, save_token, saved_token
 
 __all__ = ["App"]
@@ -97,10 +103,11 @@ def _is_typing(target: Any) -> bool:
 class App:
     """The page: projects, tasks, the open task, search, rejected writes, sync."""
 
-    def __init__(self, db: edgesql.Connection, search: Search, author: str) -> None:
+    def __init__(self, db: edgesql.Connection, search: Search, author: str, user: str | None = None) -> None:
         self.db = db
         self.search = search
         self.author = author
+        self.user = user
         self.project: str | None = js.localStorage.getItem(STORE_KEY) or None
         self.task: str | None = None
         self.query = ""
@@ -121,6 +128,8 @@ class App:
         self.live_comments = LiveView(db, self._render_comments, show_error)
         self.live_results = LiveView(db, self._render_results, show_error)
         self.sync = SyncIndicator(db, on_rejected=self.rejected_changed, notify=self.toast)
+        self.people = People(db, user, lambda e: self._show_error("member-error", e))
+        self.notices = ConflictNotices(db)
 
     # -- start ----------------------------------------------------------------------
 
@@ -137,6 +146,7 @@ class App:
         el("search-mode").textContent = "full-text search (FTS5)" if self.search.fts else "simple search"
         el("sync-token").placeholder = "saved on this device" if saved_token() else "none"
         spawn(self.sync.run())
+        spawn(self.notices.run())
         await self._first_projects.wait()
 
     def _listen(self, target: Any, event: str, handler: Callable[[Any], Any]) -> None:
@@ -227,6 +237,7 @@ class App:
         """Show a project's tasks (``None``: no project left)."""
         changed = project_id != self.project
         self.project = project_id
+        self.people.show_project(project_id)  # (a no-op when it already shows this one)
         if project_id:
             js.localStorage.setItem(STORE_KEY, project_id)
             self.live_tasks.show(data.TASKS_SQL, (project_id,))
@@ -459,23 +470,30 @@ class App:
             spawn(self.sync.sync_now())
         elif action == "seed":
             spawn(self._seed(target))
+        elif action == "dismiss-conflict" and item:
+            spawn(self.notices.dismiss(int(item)))
+        elif action == "remove-member" and item:
+            spawn(self._write("member-error", self.people.unshare(item)))
+        elif action == "switch-user" and self._confirmed(target, "Click again: this removes your tasks here"):
+            forget_user()  # the next start asks who is using the app
+            js.location.reload()
 
     async def _seed(self, button: Any) -> None:
         button.disabled = True
         try:
-            if await self._write("seed-error", add_sample_data(self.db)):
+            if await self._write("seed-error", add_sample_data(self.db, owner=self.user or "")):
                 self.toast("Sample projects added.")
         finally:
             button.disabled = False
 
-    def _confirmed(self, button: Any) -> bool:
-        """Two-step delete: the first click arms the button, the second (within seconds) confirms."""
+    def _confirmed(self, button: Any, question: str = "Click again to delete") -> bool:
+        """Two-step action: the first click arms the button, the second (within seconds) confirms."""
         if attr(button, "armed") == "true":
             self._disarm(button)
             return True
         button.dataset.armed = "true"
         button.dataset.label = button.textContent
-        button.textContent = "Click again to delete"
+        button.textContent = question
 
         async def disarm_later() -> None:
             await asyncio.sleep(CONFIRM_S)
@@ -498,6 +516,7 @@ class App:
             "new-task-form": ("new-task", self._add_task),
             "tag-form": ("tag-input", self._add_tag),
             "comment-form": ("comment-input", self._add_comment),
+            "member-form": ("member-input", self._share),
         }
         if form_id in adders:
             box_id, add = adders[form_id]
@@ -530,13 +549,17 @@ class App:
 
     async def _add_project(self, box: Any, name: str) -> None:
         try:
-            pid = await data.add_project(self.db, name)
+            pid = await data.add_project(self.db, name, owner=self.user or "")
         except (InputError, edgesql.Error) as e:
             self._give_back(box, name)
             self._show_error("project-error", e)
             return
         el("project-error").hidden = True
         self.select_project(pid)
+
+    async def _share(self, box: Any, name: str) -> None:
+        if not await self._write("member-error", self.people.share(name)):
+            self._give_back(box, name)
 
     async def _add_task(self, box: Any, title: str) -> None:
         if self.project and not await self._write("task-error", data.add_task(self.db, self.project, title)):

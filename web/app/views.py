@@ -261,7 +261,82 @@ _CODES = {
     "too_large": "Too large",
     "future_stamp": "Clock too far ahead",
     "malformed": "Malformed change",
+    "forbidden": "Not yours to change",
+    "signed_out": "Written by someone who signed out",
 }
+
+#: What a table's row is called in a notice.
+_THING = {
+    "projects": "project",
+    "tasks": "task",
+    "comments": "comment",
+    "tags": "tag",
+    "task_tags": "tag on a task",
+    "members": "member",
+}
+#: The column that names a row, per table.
+_LABEL_COLUMN = {
+    "projects": "name",
+    "tasks": "title",
+    "tags": "name",
+    "comments": "body",
+    "members": "user_id",
+}
+
+
+def conflict_text(c: Any, label: str | None) -> str:
+    """One of this device's edits that lost (edgesql.sync.conflicts.Conflict), in words:
+    what it was, what won, and who. ``label`` names the row as it is now (None: gone)."""
+    thing = _THING.get(c.tbl, f"row of {c.tbl}")
+    label_col = _LABEL_COLUMN.get(c.tbl, "")
+    had = (c.row or {}).get(label_col)
+    if c.kind == "overwritten" and c.col == label_col:
+        label = str(c.mine)  # the name it lost is how the person knows it
+    name = label or (str(had) if had else None)
+    what = f"{thing} “{_short(name)}”" if name else f"a {thing}"
+    if c.kind == "overwritten":
+        col = str(c.col).replace("_", " ")
+        return (
+            f"Your edit to {what} was overwritten by a later change on another device: "
+            f"its {col} is now “{_short(c.theirs)}” (you had “{_short(c.mine)}”)."
+        )
+    if c.kind == "deleted":
+        return f"Your edit to {what} was lost: the {thing} was deleted on another device."
+    reason = str(c.reason or "the server refused it")
+    return f"Your change to {what} was not saved: {reason}."
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = " ".join(str(value).split()) if value is not None else "nothing"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def notice_items(items: Sequence[tuple[int, str]]) -> str:
+    """Conflict notices, each dismissible: (conflict id, text)."""
+    out = [
+        f'<div class="notice" data-id="{cid}"><span class="notice-text">{esc(text)}</span>'
+        f'<button type="button" class="ghost small" data-action="dismiss-conflict" data-id="{cid}" '
+        f'data-key="dismiss:{cid}" aria-label="Dismiss this notice">Dismiss</button></div>'
+        for cid, text in items
+    ]
+    return "".join(out)
+
+
+def member_items(rows: Sequence[Any], me: str | None) -> str:
+    """Who shares the open project: the owner, then members (removable by anyone who may)."""
+    out = []
+    for r in rows:
+        user = str(r["user_id"])
+        you = " (you)" if user == me else ""
+        if r["is_owner"]:
+            out.append(f'<li class="member owner" title="Owner">{esc(user)}{you} · owner</li>')
+        else:
+            out.append(
+                f'<li class="member">{esc(user)}{you}<button type="button" class="remove" '
+                f'data-action="remove-member" data-id="{esc(user)}" data-key="rm:{esc(user)}" '
+                f'aria-label="Stop sharing with {esc(user)}">×</button></li>'
+            )
+    return "".join(out)
 
 
 def rejected_items(rows: Sequence[Any], now: datetime | None = None) -> str:
