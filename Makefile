@@ -13,6 +13,7 @@ run: install
 
 test: install chromium dist
 	$(PY) -m ruff check py tests serve.py web $(wildcard bench)
+	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed node_modules/.installed

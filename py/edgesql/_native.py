@@ -358,7 +358,8 @@ class NativeBackend:
         try:
             with self._app_call():
                 if self.before_commit and not self.in_transaction and _may_write(sql):
-                    return self._atomic(lambda: self._run(sql, params))
+                    done: ResultSet = self._atomic(lambda: self._run(sql, params))
+                    return done
                 return self._run(sql, params)
         finally:
             self._flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
-from typing import Any, ClassVar, overload
+from typing import Any, ClassVar, SupportsIndex, overload
 
 __all__ = ["ResultSet", "Row"]
 
@@ -23,12 +23,12 @@ class Row(tuple[Any, ...]):
     columns: ClassVar[tuple[str, ...]] = ()
 
     @overload
-    def __getitem__(self, key: int) -> Any: ...
+    def __getitem__(self, key: SupportsIndex) -> Any: ...
     @overload
-    def __getitem__(self, key: slice) -> tuple[Any, ...]: ...
+    def __getitem__(self, key: slice[Any, Any, Any]) -> tuple[Any, ...]: ...
     @overload
     def __getitem__(self, key: str) -> Any: ...
-    def __getitem__(self, key: int | slice | str) -> Any:
+    def __getitem__(self, key: SupportsIndex | slice[Any, Any, Any] | str) -> Any:
         if isinstance(key, str):
             try:
                 key = self._index[key]

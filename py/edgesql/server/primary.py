@@ -216,13 +216,13 @@ class Primary:
         with self._lock:
             db = self._db
             with db:  # one transaction: all of this request or none of it
-                key_hash, high, horizon = db.execute(REPLICA, (req.replica,)).fetchone()
+                key_hash, high, horizon = _row(db.execute(REPLICA, (req.replica,)))
                 check_replica(req, key_hash, high)
                 read = write = "[]"
                 if access is not None:
                     bound = _one(db, access["replica_user"], (req.replica,))
                     check_user(user, bound)
-                    read, write = db.execute(access["user_buckets"], (user,)).fetchone()
+                    read, write = _row(db.execute(access["user_buckets"], (user,)))
                     db.execute(access["bind_user"], (req.replica, user))
                 db.execute(REGISTER, (req.replica, req.key_hash))
                 rejected = json.loads(_one(db, CHECK, (req.page, req.replica)))
@@ -265,18 +265,18 @@ class Primary:
             # The log before the horizon holds values from before a migration: start from the state.
             snap = Snapshot(None, "", "")
         if snap is None:
-            page, cursor, n, remaining = db.execute(
-                PULL, (req.cursor, req.replica, req.limit, PULL_PAGE_BYTES, PULL_SCAN_ROWS)
-            ).fetchone()
+            page, cursor, n, remaining = _row(
+                db.execute(PULL, (req.cursor, req.replica, req.limit, PULL_PAGE_BYTES, PULL_SCAN_ROWS))
+            )
             return Pulled(page, cursor, n, remaining, bool(remaining), "")
         at = snap.at if snap.at is not None else _one(db, LOG_END, ())
         if req.limit == 0:  # a push only: the snapshot stays where it is
             return Pulled(
                 "[]", req.cursor, 0, 1, True, f'"snapshot":{snapshot_json(at, snap.tbl, snap.pk, False)},'
             )
-        page, last_tbl, last_pk, n, more = db.execute(
-            SNAPSHOT, (snap.tbl, snap.pk, req.limit, PULL_PAGE_BYTES)
-        ).fetchone()
+        page, last_tbl, last_pk, n, more = _row(
+            db.execute(SNAPSHOT, (snap.tbl, snap.pk, req.limit, PULL_PAGE_BYTES))
+        )
         field = snapshot_json(at, last_tbl or snap.tbl, last_pk or snap.pk, not more)
         # Done: the log continues from where the snapshot started.
         return Pulled(page, req.cursor if more else at, n, 1, True, f'"snapshot":{field},')
@@ -291,7 +291,7 @@ class Primary:
         db, access = self._db, self._access
         assert access is not None
         lost, pending, gained, live = (
-            json.loads(x) for x in db.execute(access["bucket_plan"], (req.replica, read)).fetchone()
+            json.loads(x) for x in _row(db.execute(access["bucket_plan"], (req.replica, read)))
         )
         drop = f'"drop":{json.dumps(lost, ensure_ascii=False, separators=(",", ":"))},' if lost else ""
         if lost:
@@ -308,10 +308,12 @@ class Primary:
             db.execute(access["buckets_gained"], (req.replica, json.dumps(gained)))
             pending, snap = gained, Snapshot(None, "", "", "")
         if not pending:
-            page, cursor, n, remaining = db.execute(
-                access["pull"],
-                (req.cursor, req.replica, req.limit, PULL_PAGE_BYTES, PULL_SCAN_ROWS, json.dumps(live)),
-            ).fetchone()
+            page, cursor, n, remaining = _row(
+                db.execute(
+                    access["pull"],
+                    (req.cursor, req.replica, req.limit, PULL_PAGE_BYTES, PULL_SCAN_ROWS, json.dumps(live)),
+                )
+            )
             return Pulled(page, cursor, n, remaining, bool(remaining), drop)
         if snap is None:  # a snapshot under way whose position the request lost: from the start
             snap = Snapshot(None, "", "", "")
@@ -319,17 +321,19 @@ class Primary:
         if req.limit == 0:
             field = snapshot_json(at, snap.tbl, snap.pk, False, snap.bucket, full)
             return Pulled("[]", req.cursor, 0, 1, True, f'{drop}"snapshot":{field},')
-        page, last_bucket, last_tbl, last_pk, n, more = db.execute(
-            access["snapshot"],
-            (
-                snap.bucket,
-                snap.tbl,
-                snap.pk,
-                req.limit,
-                PULL_PAGE_BYTES,
-                json.dumps(pending, ensure_ascii=False),
-            ),
-        ).fetchone()
+        page, last_bucket, last_tbl, last_pk, n, more = _row(
+            db.execute(
+                access["snapshot"],
+                (
+                    snap.bucket,
+                    snap.tbl,
+                    snap.pk,
+                    req.limit,
+                    PULL_PAGE_BYTES,
+                    json.dumps(pending, ensure_ascii=False),
+                ),
+            )
+        )
         if not more:
             db.execute(access["buckets_live"], (req.replica,))
         field = snapshot_json(
@@ -452,6 +456,13 @@ def _rules_digest(db: apsw.Connection) -> str | None:
     )
     row = db.execute("SELECT digest FROM _edgesql_rules WHERE id = 1").fetchone()
     return row[0] if row else None
+
+
+def _row(cursor: apsw.Cursor) -> Any:
+    """The one row a query always answers (an aggregate, a VALUES)."""
+    row = cursor.fetchone()
+    assert row is not None, "the statement answers one row"
+    return row
 
 
 def _one(db: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:

@@ -111,7 +111,7 @@ def free_port() -> int:
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/health", timeout=2) as r:
-            return r.status == 200
+            return bool(r.status == 200)
     except OSError:
         return False
 

@@ -327,7 +327,7 @@ def _migration_file(
 
 
 def _read_existing(out: Path) -> list[tuple[int, str, dict[str, Any]]]:
-    found = []
+    found: list[tuple[int, str, dict[str, Any]]] = []
     if not out.is_dir():
         return found
     for f in sorted(out.iterdir()):

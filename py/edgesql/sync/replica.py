@@ -329,6 +329,7 @@ class NativeReplica:
                     )
                 return 0, 0, True
             raise err
+        problem: str | None
         try:
             r = json.loads(resp.body)
         except ValueError as e:
