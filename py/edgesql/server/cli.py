@@ -41,6 +41,7 @@ from .hosts import HostPolicy, check_origin, is_local_host
 from .identity import DevIdentity, Identity, JwtIdentity
 from .primary import Primary
 from .ratelimit import DEFAULT_RATE, RateLimiter, parse_rate
+from .stream import MAX_STREAMS, ChangeHub
 from .sync_routes import SYNC_THREADS, sync_routes
 from .tokens import TOKEN_ENV, TokenError, check_token, parse_token_list
 
@@ -171,6 +172,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help=f"connections open at once (default {MAX_CONNECTIONS}, less if the open-file limit is lower)",
     )
     p.add_argument(
+        "--max-streams",
+        type=int,
+        default=MAX_STREAMS,
+        metavar="N",
+        help=f"change streams (GET /sync/stream) held at once; one more gets 503 (default {MAX_STREAMS})",
+    )
+    p.add_argument(
         "--header-timeout",
         type=float,
         default=HEADER_TIMEOUT_S,
@@ -281,6 +289,8 @@ def serve(args: argparse.Namespace) -> None:
             sys.exit(f"serve.py: --{name.replace('_', '-')} must be a positive number of seconds")
     if args.max_connections < 1:
         sys.exit("serve.py: --max-connections must be at least 1")
+    if args.max_streams < 0:
+        sys.exit("serve.py: --max-streams must be at least 0 (0: no change stream, replicas poll)")
     open_files = raise_open_file_limit()
     limits = ConnectionLimits(
         header_timeout=args.header_timeout,
@@ -314,6 +324,7 @@ def serve(args: argparse.Namespace) -> None:
     except ValueError as e:
         sys.exit(f"serve.py: {e}")
     args.data.mkdir(parents=True, exist_ok=True)
+    hub: ChangeHub | None = None  # the embedded primary's change stream (GET /sync/stream)
     try:
         migrations = load_migrations(args.schema)
         # The Worker (d1-local, the Turso fronts) checks users as serve.py's door does.
@@ -339,7 +350,9 @@ def serve(args: argparse.Namespace) -> None:
                 args.data, migrations, tokens, access=access, worker_env=worker_env
             ).routes(front)
         else:
-            routes = sync_routes(Primary(args.data / "primary.db", migrations, access), front)
+            primary = Primary(args.data / "primary.db", migrations, access)
+            hub = ChangeHub(primary.log_end, max_streams=args.max_streams)
+            routes = sync_routes(primary, front, hub)
     except SchemaError as e:
         sys.exit(f"serve.py: {e}")
     if dev is not None:
@@ -367,7 +380,21 @@ def serve(args: argparse.Namespace) -> None:
         proxy_headers=bool(args.forwarded_allow_ips),
         forwarded_allow_ips=args.forwarded_allow_ips or None,
     )
-    uvicorn.Server(uvicorn_config).run(sockets=[sock])
+    _Server(uvicorn_config, hub).run(sockets=[sock])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which ends the change streams first when it shuts down: it waits for
+    every response to finish, and a stream never would."""
+
+    def __init__(self, config: uvicorn.Config, hub: ChangeHub | None) -> None:
+        super().__init__(config)
+        self.hub = hub
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.hub is not None:
+            self.hub.close()
+        await super().shutdown(sockets)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -16,6 +16,10 @@ cost 220 MB before anyone got a 401):
 6. :data:`MAX_ADMITTED` requests already reading a body or waiting for the
    primary: 503 ``busy`` with ``Retry-After`` (each may hold a 4 MB body).
 
+``GET /sync/stream`` (the embedded primary's change stream, ``stream.py``)
+passes checks 1 to 3, then gets 503 ``busy`` when the server holds as many
+streams as it takes.
+
 (The ``Host`` of every request, static files too, is checked before this by
 ``hosts.HostGuardMiddleware``.) Then the body is read against the deadline of
 :class:`~.connections.ConnectionLimits` (408 ``request_timeout``) and the size
@@ -33,7 +37,7 @@ from typing import Protocol
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ..sync.protocol import MAX_REQUEST_BYTES, ProtocolError
@@ -41,6 +45,7 @@ from .connections import ConnectionLimits
 from .hosts import origin_allowed
 from .identity import Identity, StaticIdentity
 from .ratelimit import RateLimiter, retry_after_header
+from .stream import ChangeHub
 
 __all__ = ["MAX_ADMITTED", "Answer", "FrontConfig", "SyncBackend", "front_routes", "is_json"]
 
@@ -96,8 +101,9 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 
 
 class _Door:
-    def __init__(self, backend: SyncBackend, config: FrontConfig) -> None:
+    def __init__(self, backend: SyncBackend, config: FrontConfig, hub: ChangeHub | None = None) -> None:
         self.backend = backend
+        self.hub = hub
         self.config = config
         self.identity: Identity = config.identity or StaticIdentity(config.tokens)
         self.admitted = 0
@@ -221,8 +227,29 @@ class _Door:
         finally:
             self.admitted -= 1
 
+    async def stream(self, request: Request) -> Response:
+        """``GET /sync/stream`` (stream.py): checks 1 to 3, then a stream while fewer than the cap are held."""
+        assert self.hub is not None
+        if (refused := self.refuse(request)) is not None:
+            return refused
+        if self.hub.full() or self.hub.closed:
+            message = (
+                f"the server holds as many change streams as it takes ({self.hub.max_streams}): "
+                "sync by polling, and open the stream again later"
+            )
+            return _error(503, "busy", message, {"retry-after": "30"})
+        headers = {**_NO_STORE, "x-accel-buffering": "no"}  # nginx: pass each event on at once
+        return StreamingResponse(self.hub.events(), media_type="text/event-stream", headers=headers)
 
-def front_routes(backend: SyncBackend, config: FrontConfig) -> list[BaseRoute]:
-    """``POST /sync`` and ``GET /sync/schema`` for ``backend``, behind the checks of the module docstring."""
-    door = _Door(backend, config)
-    return [Route("/sync", door.sync, methods=["POST"]), Route("/sync/schema", door.schema, methods=["GET"])]
+
+def front_routes(backend: SyncBackend, config: FrontConfig, hub: ChangeHub | None = None) -> list[BaseRoute]:
+    """``POST /sync`` and ``GET /sync/schema`` for ``backend``, behind the checks of the module docstring;
+    with ``hub`` (the embedded primary), ``GET /sync/stream`` too, behind checks 1 to 3."""
+    door = _Door(backend, config, hub)
+    routes: list[BaseRoute] = [
+        Route("/sync", door.sync, methods=["POST"]),
+        Route("/sync/schema", door.schema, methods=["GET"]),
+    ]
+    if hub is not None:
+        routes.append(Route("/sync/stream", door.stream, methods=["GET"]))
+    return routes

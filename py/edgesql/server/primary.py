@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,11 @@ class Primary:
         self.schema_doc = schema_document(self.schema)
         # The statements of access rules (accesssql), or None: one shared database.
         self._access = access_statements(self.schema) if access is not None else None
+        #: The change log's last seq, and who wants to hear when it grows (the change
+        #: stream, stream.py): each is called with the new end, outside the lock, on the
+        #: thread that applied the push; it must not block.
+        self.log_end: int = _one(self._db, LOG_END, ())
+        self.on_log_end: list[Callable[[int], None]] = []
 
     def _migrate(self, migrations: tuple[Migration, ...], access: Access | None) -> Schema:
         # Check the whole schema on a scratch database first, so a migration the
@@ -250,6 +256,13 @@ class Primary:
                     rejected = [r for r in rejected if type(r["seq"]) is not int or r["seq"] <= acked]
                 pull = self._pull(req, horizon) if access is None else self._pull_access(req, horizon, read)
                 server_hlc = _one(db, SERVER_HLC, ())
+                end = _one(db, LOG_END, ()) if req.changes else self.log_end
+            grew = end > self.log_end
+            if grew:
+                self.log_end = end
+        if grew:
+            for listener in self.on_log_end:
+                listener(end)
         body = (
             f'{{"v":{PROTOCOL_VERSION},"acked":{acked},"rejected":{json.dumps(rejected, separators=(",", ":"))},'
             f'"changes":{pull.page},"cursor":{pull.cursor},"more":{"true" if pull.more else "false"},'

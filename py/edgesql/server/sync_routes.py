@@ -1,4 +1,4 @@
-"""``POST /sync`` and ``GET /sync/schema`` on the embedded primary.
+"""``POST /sync``, ``GET /sync/schema`` and ``GET /sync/stream`` on the embedded primary.
 
 :class:`SyncHandler` holds the logic without HTTP, as functions from request
 to (status, body), so tests can also call the primary in process
@@ -25,6 +25,7 @@ from ..sync.protocol import MAX_REQUEST_BYTES, ProtocolError, parse_request
 from .front import Answer, FrontConfig, front_routes
 from .identity import Caller, Identity, StaticIdentity
 from .primary import Primary
+from .stream import ChangeHub
 
 __all__ = ["SYNC_THREADS", "SyncHandler", "sync_routes"]
 
@@ -153,6 +154,10 @@ class _Embedded:
         return Answer(*self.handler.sync(authorization, body))
 
 
-def sync_routes(primary: Primary, front: FrontConfig) -> list[BaseRoute]:
-    """The routes of the sync protocol, bound to ``primary``, behind the door ``front`` describes."""
-    return front_routes(_Embedded(SyncHandler(primary, front.tokens, front.identity)), front)
+def sync_routes(primary: Primary, front: FrontConfig, hub: ChangeHub | None = None) -> list[BaseRoute]:
+    """The routes of the sync protocol, bound to ``primary``, behind the door ``front`` describes,
+    with the change stream (``GET /sync/stream``, stream.py) fed by ``hub`` or a new one."""
+    if hub is None:
+        hub = ChangeHub(primary.log_end)
+    primary.on_log_end.append(hub.publish)
+    return front_routes(_Embedded(SyncHandler(primary, front.tokens, front.identity)), front, hub)

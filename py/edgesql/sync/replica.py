@@ -14,7 +14,11 @@ transaction is open (``when_idle``), then runs without awaiting in between.
 A background task syncs after local writes (debounced), every ``interval``
 seconds, and backs off exponentially with jitter when the primary cannot be
 reached; after a ``Retry-After`` (429, 503) it waits at least that long.
-Failures never lose or reorder the outbox.
+Failures never lose or reorder the outbox. Meanwhile, over HTTP, it holds the
+primary's change stream (``GET <sync_url>/stream``, :mod:`.livestream`) on a
+thread: a log end past the cursor wakes the loop at once, so other replicas'
+changes arrive without waiting for the interval; where there is no stream (not
+200, or no first event within 5 s) it polls and asks again later, with backoff.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import json
 import logging
 import random
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._exceptions import ProgrammingError
 from .credentials import TokenProvider, ask_token, token_user
+from .livestream import EventStream
 from .migrate import apply_schema_doc, cached_doc
 from .rules import RULES, answer_problem, reaction
 from .status import SyncError, SyncProgress, SyncResult, SyncStatus, sync_state
@@ -91,6 +97,12 @@ class NativeReplica:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._reauthed = False
+        #: The change stream: the task that holds it, the connection, whether it is held now,
+        #: and the highest log end a round was started for.
+        self._stream_task: asyncio.Task[None] | None = None
+        self._stream: EventStream | None = None
+        self._live = False
+        self._stream_handled = 0
 
     # -- schema ---------------------------------------------------------------------
 
@@ -102,6 +114,8 @@ class NativeReplica:
         await self._check_user()
         if self._interval:
             self._task = asyncio.create_task(self._background(), name="edgesql-sync")
+            if isinstance(self._transport, HttpTransport):  # (a test's transport: polling only)
+                self._stream_task = asyncio.create_task(self._listen(), name="edgesql-stream")
 
     async def ensure_schema(self) -> None:
         """Migrate to the primary's schema if it moved on; offline, use the cached one."""
@@ -433,6 +447,7 @@ class NativeReplica:
             rejected,
             state=state,
             error_code=code,
+            transport="stream" if self._live else "poll",
         )
 
     # -- background ----------------------------------------------------------------
@@ -485,16 +500,100 @@ class NativeReplica:
                         pass
                 self._wake.set()
 
+    async def _listen(self) -> None:
+        """Hold the change stream while background sync runs; reconnect with backoff and jitter."""
+        loop = asyncio.get_running_loop()
+        refused = failures = 0
+        while not self._closed:
+            stream = EventStream(self.url.rstrip("/") + "/stream", self._headers())
+            self._stream = stream
+
+            why = await _run_stream(loop, stream, self._heard)
+            self._stream = None
+            if self._live:
+                self._live = False
+            if self._closed:
+                return
+            if why in ("ended", "silent"):  # it was held: the primary restarted, or ended it at its age limit
+                refused = failures = 0
+                delay = RULES["probe_ms"] / 1000
+            elif why == "network":  # the primary does not answer: the rounds back off meanwhile
+                failures += 1
+                delay = min(30.0, RULES["probe_ms"] / 1000 * 2 ** (failures - 1))
+            else:  # no stream here (refused, buffered): poll, and ask again later
+                refused += 1
+                delay = max(min(300.0, 30.0 * 2 ** (refused - 1)), stream.retry_after or 0.0)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+
+    def _heard(self, seq: int) -> None:
+        """The stream says the log ends at ``seq``: sync now if that is past the cursor."""
+        if self._closed:
+            return
+        if not self._live:
+            self._live = True  # (re)connected: catch up, and send what waits
+            if self._last_error is not None or (self._programs and self._pending()):
+                self._wake.set()
+        if seq <= self._stream_handled or not self._programs:
+            return
+        try:
+            cursor = self._state()[1]
+        except sqlite3.Error:
+            return
+        if seq > cursor:
+            self._stream_handled = seq
+            self._wake.set()
+
     async def close(self) -> None:
         """Stop background sync."""
         self._closed = True
         self._wake.set()
+        if self._stream is not None:
+            self._stream.close()
+        if self._stream_task is not None:
+            self._stream_task.cancel()
+            try:
+                await self._stream_task
+            except (asyncio.CancelledError, Exception):
+                pass
         if self._task:
             self._task.cancel()
             try:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
+
+
+async def _run_stream(
+    loop: asyncio.AbstractEventLoop, stream: EventStream, heard: Callable[[int], None]
+) -> str:
+    """Run ``stream`` on a daemon thread of its own (a stream waiting for its next heartbeat
+    must never hold up the interpreter's exit, as the default executor's threads would);
+    each seq is handed to ``heard`` on the loop. Returns why the stream ended."""
+    done: asyncio.Future[str] = loop.create_future()
+
+    def call(fn: Callable[..., None], *args: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # the loop is closed: nobody listens any more
+
+    def work() -> None:
+        try:
+            why = stream.run(lambda seq: call(heard, seq))
+        except Exception:
+            why = "network"
+        call(finish, why)
+
+    def finish(why: str) -> None:
+        if not done.done():
+            done.set_result(why)
+
+    threading.Thread(target=work, name="edgesql-stream", daemon=True).start()
+    try:
+        return await done
+    except asyncio.CancelledError:
+        stream.close()
+        raise
 
 
 def refuse_sync_in_transaction() -> ProgrammingError:

@@ -73,6 +73,11 @@ class SyncStatus:
     * ``"synced"``: the last round succeeded and nothing waits.
 
     ``device_online`` is the device's own network state, apart from the primary's.
+
+    ``transport`` says how this replica learns of other devices' changes: ``"stream"``
+    while it holds the primary's change stream (``GET /sync/stream``: a change reaches
+    it within a round trip), ``"poll"`` otherwise (every ``sync_interval`` seconds; the
+    CPython replica always polls). ``live`` is ``transport == "stream"``.
     """
 
     pending: int
@@ -87,6 +92,12 @@ class SyncStatus:
     state: str = "synced"
     device_online: bool = True
     error_code: str | None = None
+    transport: str = "poll"
+
+    @property
+    def live(self) -> bool:
+        """Does the primary's change stream tell this replica of changes as they happen?"""
+        return self.transport == "stream"
 
 
 def sync_state(
