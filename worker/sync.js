@@ -18,6 +18,17 @@
  * out as soon as it is back. Nothing here runs while a session of
  * the app holds a transaction open (db.whenIdle()): a sync only ever sees
  * committed writes.
+ *
+ * Live: while the device is online and the page visible, the Syncer also holds
+ * `GET <sync_url>/stream` (Server-Sent Events read from fetch(), which, unlike an
+ * EventSource, sends the Authorization header). The primary sends the end of its
+ * change log when the stream opens and each time it grows; an end past this
+ * replica's cursor starts a round at once (a burst becomes one round, or one more
+ * after the round under way). The stream carries no data: rounds pull from the
+ * cursor as always, so a stream that drops loses nothing. When it cannot be held
+ * (not 200, or no first event within STREAM_FIRST_BYTE_MS: a proxy that buffers),
+ * the interval's polling goes on alone and the stream is tried again later, with
+ * backoff and jitter; status().transport says which ('stream' or 'poll').
  */
 
 import { RULES, answerProblem, reaction } from './replica-rules.js';
@@ -36,6 +47,16 @@ const CHECKPOINT_PAGES = 1000;
 const SYNC_CHECKPOINT_PAGES = 256;
 /** Cost per change (ms) assumed before the first slice is measured. */
 const FIRST_CHANGE_MS = 0.06;
+
+/** The stream's first event must come within this (ms), or it is taken for a buffering proxy. */
+const STREAM_FIRST_BYTE_MS = 5000;
+/** The primary sends a heartbeat every 25 s: this long (ms) without a byte, the stream is dead. */
+const STREAM_SILENCE_MS = 60000;
+/** Reconnect delays (ms, before jitter x0.5-1.5): after a live stream ended or dropped while the
+ * page is visible; and the first and largest after a stream that could not be held. */
+const STREAM_RECONNECT_MS = 1000;
+const STREAM_RETRY_BASE_MS = 30000;
+const STREAM_RETRY_MAX_MS = 300000;
 
 const NOT_UTF8 = 'a TEXT value in the change is not valid UTF-8 (bytes stored as TEXT, e.g. with CAST(x AS TEXT)), ' +
   'so no primary can store it and no device could read it: store bytes as a BLOB';
@@ -96,8 +117,12 @@ export function setPageState(state) {
   const back = (state.online === true && !page.online) || (state.visible === true && !page.visible);
   if (typeof state.online === 'boolean') page.online = state.online;
   if (typeof state.visible === 'boolean') page.visible = state.visible;
+  for (const syncer of syncers) syncer.holdStream();
   return back;
 }
+
+/** The Syncers running in this worker: each holds its stream only while the page is online and visible. */
+const syncers = new Set();
 
 /**
  * Seconds from the page's `interval` (Python's float 30.0 arrives as a codec.js Real, an
@@ -185,6 +210,15 @@ export class Syncer {
     this.stopped = false;
     this.onOnline = () => this.wake();
     self.addEventListener('online', this.onOnline);
+    /** The change stream: {abort, live} while one is open or opening, else null. */
+    this.stream = null;
+    /** The reconnect timer, when the stream is to be tried again, and when. */
+    this.streamTimer = null;
+    /** Streams in a row that could not be held (not 200, buffered): grows the wait before the next. */
+    this.streamFailures = 0;
+    /** The highest log end the stream announced, and the highest one a round was started for. */
+    this.streamSeq = 0;
+    this.streamHandled = 0;
   }
 
   headers() {
@@ -200,6 +234,8 @@ export class Syncer {
     this.db.beforeCommit = this.programs.txend;
     this.db.onCommit = () => this.soon(RULES.debounce_ms);
     this.soon(0);
+    syncers.add(this);
+    this.holdStream();
   }
 
   async ensureSchema() {
@@ -259,6 +295,8 @@ export class Syncer {
     this.tokenWanted = false;
     await this.checkUser();
     this.wake();
+    this.closeStream(); // opened again at once, with the new token
+    this.holdStream();
   }
 
   /**
@@ -285,6 +323,7 @@ export class Syncer {
   /** The browser is back online or the page back in view (the worker's own event, or the page's relayed). */
   wake() {
     this.soon(0);
+    this.holdStream();
   }
 
   /** Schedule a background round in `ms` (sooner wins, but never before a Retry-After ends). */
@@ -338,6 +377,8 @@ export class Syncer {
     if (!this.running) {
       activeSyncs++;
       this.running = this.loop().finally(() => { this.running = null; activeSyncs--; });
+      // An end the stream announced during the round, past what it pulled: one more round.
+      this.running.then(() => this.heard(0), () => {});
     } else {
       // A round is under way: run once more after it, for writes it did not see.
       this.again = true;
@@ -376,6 +417,147 @@ export class Syncer {
     this.lastFailure = null;
     this.notify({ type: 'status' });
     return { pushed, pulled };
+  }
+
+  // -- the change stream (GET <sync_url>/stream) ------------------------------------------
+
+  /** Open the stream if it should be held (background sync on, device online, page visible), close it if not. */
+  holdStream() {
+    const wanted = !this.stopped && this.interval > 0 && page.online && page.visible;
+    if (!wanted) {
+      this.closeStream();
+      return;
+    }
+    if (this.stream === null && this.streamTimer === null) this.openStream();
+  }
+
+  closeStream() {
+    if (this.streamTimer !== null) clearTimeout(this.streamTimer);
+    this.streamTimer = null;
+    const s = this.stream;
+    this.stream = null;
+    if (s) {
+      s.abort.abort();
+      if (s.live) this.notify({ type: 'status' });
+    }
+  }
+
+  /** Try the stream again in about `ms` (jitter x0.5-1.5), unless it is held or due sooner. */
+  retryStream(ms) {
+    if (this.stopped || this.streamTimer !== null) return;
+    this.streamTimer = setTimeout(() => {
+      this.streamTimer = null;
+      this.holdStream();
+    }, ms * (0.5 + Math.random()));
+  }
+
+  async openStream() {
+    const abort = new AbortController();
+    const s = { abort, live: false };
+    this.stream = s;
+    let timer = null;
+    let why = 'buffered'; // what ended it: 'buffered' (no first event in time), 'silent', a status, 'network', 'ended'
+    const arm = (ms, reason) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => { why = reason; abort.abort(); }, ms);
+    };
+    arm(STREAM_FIRST_BYTE_MS, 'buffered');
+    let retryAfter = null;
+    try {
+      const headers = { accept: 'text/event-stream' };
+      if (this.token) headers.authorization = `Bearer ${this.token}`;
+      const res = await fetch(this.url.replace(/\/$/, '') + '/stream', { headers, cache: 'no-store', signal: abort.signal });
+      if (!res.ok || !(res.headers.get('content-type') || '').startsWith('text/event-stream')) {
+        why = res.ok ? 'not a stream' : res.status;
+        const ra = res.headers.get('retry-after');
+        if (ra && /^\d+(\.\d+)?$/.test(ra)) retryAfter = Number(ra) * 1000;
+        res.body?.cancel().catch(() => {});
+        return;
+      }
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) {
+          why = 'ended';
+          return;
+        }
+        if (s.live) arm(STREAM_SILENCE_MS, 'silent');
+        buffer += value.replace(/\r\n?/g, '\n');
+        let cut;
+        while ((cut = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('\n');
+          if (!data) continue; // a heartbeat (": ping") or a field without data
+          let seq;
+          try {
+            seq = Number(JSON.parse(data).seq);
+          } catch {
+            continue;
+          }
+          if (!Number.isFinite(seq)) continue;
+          if (!s.live) {
+            // Held: from now on the stream says when to sync, and a reconnect catches up.
+            s.live = true;
+            this.streamFailures = 0;
+            arm(STREAM_SILENCE_MS, 'silent');
+            this.notify({ type: 'status' });
+            if (this.lastError !== null || this.pendingCount() > 0) this.soon(0);
+          }
+          this.streamSeq = Math.max(this.streamSeq, seq);
+          this.heard(seq);
+        }
+      }
+    } catch (e) {
+      if (!abort.signal.aborted) why = 'network';
+    } finally {
+      clearTimeout(timer);
+      const mine = this.stream === s;
+      if (mine) this.stream = null;
+      if (s.live) this.notify({ type: 'status' });
+      if (mine && !this.stopped) {
+        if (s.live || why === 'network' || why === 'silent') {
+          // It was held (the server restarted, or ended it at its max age), or the primary is
+          // unreachable: try again soon while someone looks; the rounds' probe pushes meanwhile.
+          this.retryStream(why === 'network' ? RULES.probe_ms : STREAM_RECONNECT_MS);
+        } else {
+          // Not to be had here (no stream on this primary, a cap, a token, a buffering proxy):
+          // poll, and ask again later.
+          this.streamFailures += 1;
+          const wait = Math.min(STREAM_RETRY_MAX_MS, STREAM_RETRY_BASE_MS * 2 ** (this.streamFailures - 1));
+          this.retryStream(Math.max(wait, retryAfter ?? 0));
+        }
+      }
+    }
+  }
+
+  /**
+   * The stream announced that the log ends at `seq` (0: look again at what it announced):
+   * a round, at once, when that is past this replica's cursor and no round was started for it.
+   * During a round, wait for its end (sync() calls this again after it): its pull may take it all.
+   */
+  heard(seq) {
+    if (this.running || this.stopped) return;
+    const end = Math.max(seq, this.streamSeq);
+    if (end <= this.streamHandled) return;
+    let cursor;
+    try {
+      cursor = this.state().cursor;
+    } catch {
+      return; // closed meanwhile
+    }
+    if (end <= cursor) return;
+    this.streamHandled = end;
+    this.soon(0);
+  }
+
+  pendingCount() {
+    try {
+      return Number(this.db.query('SELECT count(*) FROM _edgesql_outbox')[0][0]);
+    } catch {
+      return 0;
+    }
   }
 
   async httpError(res) {
@@ -656,11 +838,14 @@ export class Syncer {
       progress: this.progress, replica, schema_version: Number(version), rejected: Number(rejected),
       retry_in: retryIn, state, device_online: page.online,
       error_code: failure === null ? null : failure instanceof SyncError ? failure.code : 'local_error',
+      transport: this.stream !== null && this.stream.live ? 'stream' : 'poll',
     };
   }
 
   stop() {
     this.stopped = true;
+    syncers.delete(this);
+    this.closeStream();
     this.dropPrefetch();
     if (this.timer !== null) clearTimeout(this.timer);
     self.removeEventListener('online', this.onOnline);

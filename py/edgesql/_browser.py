@@ -322,6 +322,7 @@ class BrowserBackend:
             st.get("state", "synced"),
             st.get("device_online", True),
             st.get("error_code"),
+            st.get("transport", "poll"),
         )
 
     async def close(self) -> None:

@@ -19,6 +19,11 @@ same seeded decisions :class:`FaultyTransport` applies to CPython replicas:
 Each POST is logged with its replica id (read from the JSON body), so a test
 can check that the browser waited out every ``Retry-After``.
 
+The change stream (``GET /sync/stream``) is passed on as it comes, event by
+event, like a proxy that does not buffer; with ``buffer_streams`` it is held
+back until the stream ends, like one that does (the browser then never sees a
+first event, and polls).
+
 It is built on asyncio, h11 (the HTTP/1.1 state machine uvicorn uses) and
 httpx, because resetting a connection on purpose needs the socket itself,
 which an ASGI framework does not hand out. It runs on its own thread and
@@ -59,10 +64,13 @@ _DROP = {
 class FaultProxy:
     """Forwards 127.0.0.1:<port> to ``upstream``; faults POSTs to ``fault_path``."""
 
-    def __init__(self, upstream: str, plan: FaultPlan, fault_path: str = "/sync") -> None:
+    def __init__(
+        self, upstream: str, plan: FaultPlan, fault_path: str = "/sync", buffer_streams: bool = False
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.plan = plan
         self.fault_path = fault_path
+        self.buffer_streams = buffer_streams
         self._loop = asyncio.new_event_loop()
         self._sock = socket.socket(socket.AF_INET)
         self._sock.bind(("127.0.0.1", 0))
@@ -122,6 +130,16 @@ class FaultProxy:
                 if request is None:
                     return
                 method, target, headers, body = request
+                if (
+                    method == "GET"
+                    and target.split("?")[0] == self.fault_path + "/stream"
+                    and not self.buffer_streams
+                ):
+                    try:
+                        await self._pass_stream(conn, writer, target, headers)
+                    except httpx.HTTPError:
+                        pass  # the primary went away: the connection is reset, as it would be
+                    return
                 answer = await self._handle(method, target, headers, body)
                 if answer is None:  # a fault that resets the connection
                     writer.transport.abort()
@@ -144,6 +162,23 @@ class FaultProxy:
             self._writers.discard(writer)
             if not writer.transport.is_closing():
                 writer.transport.abort()
+
+    async def _pass_stream(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, target: str, headers: list[tuple[str, str]]
+    ) -> None:
+        """Forward a stream chunk by chunk, until either side ends it (then the connection closes)."""
+        sent = [(k, v) for k, v in headers if k.lower() not in _DROP] + [("accept-encoding", "identity")]
+        client = httpx.AsyncClient(timeout=httpx.Timeout(10, read=None))
+        async with client, client.stream("GET", self.upstream + target, headers=sent) as resp:
+            out = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in _DROP]
+            out.append(("connection", "close"))
+            writer.write(conn.send(h11.Response(status_code=resp.status_code, headers=out)))
+            await writer.drain()
+            async for chunk in resp.aiter_raw():
+                writer.write(conn.send(h11.Data(data=chunk)))
+                await writer.drain()
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
 
     async def _read_request(
         self, conn: h11.Connection, reader: asyncio.StreamReader

@@ -96,6 +96,7 @@ class SyncIndicator:
         if st.rejected != self._rejected:
             self._rejected = st.rejected
             self.on_rejected(st.rejected)
+        live = getattr(st, "live", False)
         retrying = (
             f" · retrying in {st.retry_in:.0f} s" if st.retry_in is not None and st.retry_in >= 1 else ""
         )
@@ -114,6 +115,8 @@ class SyncIndicator:
             state, label = "busy", "Saving…"
         else:
             state, label = "on", "Synced " + ago(st.last_synced_at)
+            if live:  # the server's change stream: others' edits arrive at once
+                label += " · Live"
         pending = f"{st.pending} pending" if st.pending else ""
         shown = (state, label, pending, st.last_error, st.progress)
         if shown == self._shown:
@@ -133,7 +136,7 @@ class SyncIndicator:
                 "as soon as it is back",
                 "error": "Sync needs attention: changes are kept on this device, but sync fails until "
                 "the error below is fixed",
-            }.get(st.state, "Online"),
+            }.get(st.state, "Online" + (" · live: other devices' changes arrive at once" if live else "")),
             f"last sync: {st.last_synced_at.replace('T', ' ')[:19] + ' UTC' if st.last_synced_at else 'never'}",
             f"{st.pending} change(s) waiting to be sent",
             f"schema v{st.schema_version} · device {st.replica[:8]}",

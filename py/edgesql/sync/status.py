@@ -76,8 +76,8 @@ class SyncStatus:
 
     ``transport`` says how this replica learns of other devices' changes: ``"stream"``
     while it holds the primary's change stream (``GET /sync/stream``: a change reaches
-    it within a round trip), ``"poll"`` otherwise (every ``sync_interval`` seconds; the
-    CPython replica always polls). ``live`` is ``transport == "stream"``.
+    it within a round trip), ``"poll"`` otherwise (every ``sync_interval`` seconds).
+    ``live`` is ``transport == "stream"``.
     """
 
     pending: int
