@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.aio import run
 from tests.conftest import Server, start_server
 from tests.sync.primaries import TOKEN, http, insert, key, replica_id
 from tests.sync.wire import envelope
@@ -209,7 +210,7 @@ def test_heartbeats_keep_an_idle_stream_talking() -> None:
             got.append(chunk)
         return got
 
-    got = asyncio.run(main())
+    got = run(main())
     assert got[0].endswith(b'event: change\ndata: {"seq": 7}\n\n')
     assert got[1:] and all(c == b": ping\n\n" for c in got[1:])
     assert 3 <= len(got) - 1 <= 6  # ~0.3 s / 0.05 s, then the stream ends at its max age
@@ -239,6 +240,6 @@ def test_a_cpython_replica_hears_of_another_replicas_write_at_once(served: Serve
             await a.close()
             await b.close()
 
-    took, live, a_transport = asyncio.run(main())
+    took, live, a_transport = run(main())
     assert live == "stream" and a_transport == "stream"
     assert took < 1.0, took
