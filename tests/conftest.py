@@ -202,8 +202,11 @@ class OutsideRequests:
 
     def __init__(self) -> None:
         self.urls: list[str] = []
+        self.contexts: list[Any] = []
 
     def watch(self, context: Any) -> None:
+        self.contexts.append(context)
+
         def on_request(request: Any) -> None:
             parsed = urlparse(request.url)
             if parsed.scheme in ("http", "https", "ws", "wss") and parsed.hostname != "127.0.0.1":
@@ -214,11 +217,21 @@ class OutsideRequests:
     def check(self) -> None:
         assert not self.urls, f"requests left 127.0.0.1: {self.urls}"
 
+    def close(self) -> None:
+        """Close the test's contexts. One left open keeps its pages syncing (and streaming)
+        with a server the test stopped, or with the next test's, which may get the same port."""
+        for ctx in self.contexts:
+            try:
+                ctx.close()
+            except Exception:  # closed already (by the test or the context fixture)
+                pass
+
 
 @pytest.fixture
 def outside() -> Iterator[OutsideRequests]:
     o = OutsideRequests()
     yield o
+    o.close()
     o.check()
 
 
