@@ -161,12 +161,13 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(section: str, out: Path) -> None:
-    """Put ``section`` into ``out`` in place of the previous one (or at the end)."""
+def write(section: str, out: Path, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``section`` into ``out`` in place of the previous one between ``begin`` and ``end``
+    (or at the end); bench/sync_users.py writes its own markers with it."""
     text = out.read_text() if out.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
         text = head + section + ("\n" + tail if tail else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section

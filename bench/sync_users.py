@@ -43,6 +43,7 @@ import jwt as pyjwt  # noqa: E402
 from tests.conftest import start_server  # noqa: E402
 
 import edgesql  # noqa: E402
+from bench import sync_turso  # noqa: E402
 from bench.environment import collect  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from bench.sync_browser import LoadSampler, machine  # noqa: E402
@@ -406,14 +407,7 @@ def render(report: dict[str, Any]) -> str:
 
 def write(section: str, out: Path) -> None:
     """Put ``section`` into ``out`` in place of the previous one (or at the end)."""
-    text = out.read_text() if out.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    out.write_text(text)
+    sync_turso.write(section, out, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:
